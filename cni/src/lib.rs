@@ -1,0 +1,1 @@
+//! The tortie CNI plugins (being built; see issue 8).

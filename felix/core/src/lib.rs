@@ -1,0 +1,3 @@
+//! Desired kernel dataplane state and the diff-based reconciler (pure).
+//!
+//! (Being built: see the issue that owns this crate.)

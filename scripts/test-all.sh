@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Run as root on Debian:
+#   ./scripts/test-all.sh
+# Installs what it needs, checks formatting and lints, then runs every test,
+# including the ones that need root, network namespaces, real BIRD/FRR/GoBGP
+# peers and a real etcd (they are #[ignore]d in a plain `cargo test`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "test-all: run as root (network namespaces, daemons)" >&2
+  exit 2
+fi
+
+./scripts/install-deps.sh
+
+# Leftovers of an interrupted earlier run (our prefixes only).
+./scripts/cleanup-test-netns.sh
+
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo build (binaries used by the labs)"
+cargo build --workspace --bins --locked
+
+echo "== cargo test (unit, property, and root/netns/interop tests)"
+# Network tests use their own namespaces and ports and may run side by side,
+# but each starts daemons; two threads keep a 2-core machine responsive.
+cargo test --workspace --locked -- --include-ignored --test-threads="${TORTIE_TEST_THREADS:-2}"
+
+if [ -x scripts/extra-suites.sh ]; then
+  echo "== extra suites"
+  scripts/extra-suites.sh
+fi
+
+./scripts/cleanup-test-netns.sh
+echo "test-all: OK"
