@@ -35,10 +35,12 @@ echo "== cargo test (unit, property, and root/netns/interop tests)"
 # but each starts daemons; two threads keep a 2-core machine responsive.
 cargo test --workspace --locked -- --include-ignored --test-threads="${TORTIE_TEST_THREADS:-2}"
 
-if [ -x scripts/extra-suites.sh ]; then
-  echo "== extra suites"
-  scripts/extra-suites.sh
-fi
+# Suites that are not cargo tests (e.g. IPIP inside a VM): scripts/suites/*.sh
+for suite in scripts/suites/*.sh; do
+  [ -e "$suite" ] || continue
+  echo "== suite $suite"
+  bash "$suite"
+done
 
 ./scripts/cleanup-test-netns.sh
 echo "test-all: OK"

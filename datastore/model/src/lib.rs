@@ -1,3 +1,5 @@
 //! projectcalico.org/v3 resource types, parsing, validation and label selectors.
 //!
-//! (Being built: see the issue that owns this crate.)
+//! (Being built: see issue 3.)
+
+pub mod ipam;
