@@ -1,0 +1,237 @@
+//! Calico's route filters as plain functions: the export filter of confd's
+//! BIRD templates (`calico_export_to_bgp_peers`, `calico_aggr`,
+//! `reject_disabled_pools`, `apply_communities`) and the import rules.
+
+use serde::{Deserialize, Serialize};
+use tortie_bgp_wire::{Community, LargeCommunity, Prefix};
+
+/// One IP pool as BGP cares about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// The pool CIDR.
+    pub cidr: Prefix,
+    /// IPPool `disableBGPExport`: nothing inside is ever advertised.
+    pub disable_bgp_export: bool,
+}
+
+/// Communities attached to routes inside a CIDR (BGPConfiguration
+/// `prefixAdvertisements`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixAdvertisement {
+    /// Routes inside this CIDR get the communities.
+    pub cidr: Prefix,
+    /// RFC 1997 communities.
+    pub communities: Vec<Community>,
+    /// RFC 8092 large communities.
+    pub large_communities: Vec<LargeCommunity>,
+}
+
+/// Export and import rules shared by all peers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// IP pools.
+    pub pools: Vec<PoolConfig>,
+    /// BGPConfiguration `serviceClusterIPs` (and external IPs) CIDRs.
+    pub service_cidrs: Vec<Prefix>,
+    /// This node's confirmed affine blocks: exported as a whole, nothing
+    /// more specific inside them is (`calico_aggr`).
+    pub local_blocks: Vec<Prefix>,
+    /// Communities per CIDR.
+    pub prefix_advertisements: Vec<PrefixAdvertisement>,
+}
+
+/// True when `inner` lies inside `outer` (BIRD's `net ~ outer`).
+pub fn contains(outer: &Prefix, inner: &Prefix) -> bool {
+    if outer.is_ipv4() != inner.is_ipv4() || inner.len() < outer.len() {
+        return false;
+    }
+    Prefix::new(inner.addr(), outer.len()).is_ok_and(|p| p == *outer)
+}
+
+impl PolicyConfig {
+    /// Calico's export filter for `prefix`: `reject_disabled_pools`, then
+    /// `calico_aggr` (a local block exactly: accept; inside it: reject), then
+    /// service CIDRs and enabled pools accept; everything else is rejected.
+    pub fn exportable(&self, prefix: &Prefix) -> bool {
+        if self
+            .pools
+            .iter()
+            .any(|p| p.disable_bgp_export && contains(&p.cidr, prefix))
+        {
+            return false;
+        }
+        for block in &self.local_blocks {
+            if block == prefix {
+                return true;
+            }
+            if contains(block, prefix) {
+                return false;
+            }
+        }
+        self.service_cidrs.iter().any(|c| contains(c, prefix))
+            || self.pools.iter().any(|p| contains(&p.cidr, prefix))
+    }
+
+    /// Import from another tortie node: only prefixes inside a pool or a
+    /// service CIDR (blocks and borrowed /32s are inside pools); never one
+    /// of our own blocks or anything inside them, which only we originate.
+    pub fn acceptable_from_node(&self, prefix: &Prefix) -> bool {
+        if self.local_blocks.iter().any(|b| contains(b, prefix)) {
+            return false;
+        }
+        self.pools.iter().any(|p| contains(&p.cidr, prefix))
+            || self.service_cidrs.iter().any(|c| contains(c, prefix))
+    }
+
+    /// Index of the prefix advertisements that apply to `prefix`, as a bit
+    /// set (at most 32 advertisements are distinguished; more share the last bit).
+    pub fn advertisement_mask(&self, prefix: &Prefix) -> u32 {
+        self.prefix_advertisements
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| contains(&a.cidr, prefix))
+            .fold(0, |m, (i, _)| m | (1u32 << i.min(31)))
+    }
+}
+
+/// What a filter rule does when it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterAction {
+    /// Take the route.
+    Accept,
+    /// Drop the route.
+    Reject,
+}
+
+/// How a rule's CIDR is matched (Calico BGPFilter `matchOperator`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchOperator {
+    /// The prefix is exactly the CIDR.
+    Equal,
+    /// The prefix is not exactly the CIDR.
+    NotEqual,
+    /// The prefix is inside the CIDR.
+    In,
+    /// The prefix is outside the CIDR.
+    NotIn,
+}
+
+/// One rule of an external peer's import filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterRule {
+    /// What to do on a match.
+    pub action: FilterAction,
+    /// How to match.
+    pub match_operator: MatchOperator,
+    /// The CIDR matched against.
+    pub cidr: Prefix,
+}
+
+/// An external peer's import filter: first matching rule wins, default accept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportFilter {
+    /// Rules in order.
+    pub rules: Vec<FilterRule>,
+}
+
+impl ImportFilter {
+    /// True when the filter accepts `prefix`.
+    pub fn accepts(&self, prefix: &Prefix) -> bool {
+        for r in &self.rules {
+            let hit = match r.match_operator {
+                MatchOperator::Equal => r.cidr == *prefix,
+                MatchOperator::NotEqual => r.cidr != *prefix,
+                MatchOperator::In => contains(&r.cidr, prefix),
+                MatchOperator::NotIn => !contains(&r.cidr, prefix),
+            };
+            if hit {
+                return r.action == FilterAction::Accept;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    fn policy() -> PolicyConfig {
+        PolicyConfig {
+            pools: vec![
+                PoolConfig {
+                    cidr: p("10.244.0.0/16"),
+                    disable_bgp_export: false,
+                },
+                PoolConfig {
+                    cidr: p("10.99.0.0/16"),
+                    disable_bgp_export: true,
+                },
+            ],
+            service_cidrs: vec![p("10.96.0.0/12")],
+            local_blocks: vec![p("10.244.1.0/26")],
+            prefix_advertisements: vec![],
+        }
+    }
+
+    #[test]
+    fn own_block_is_exported_whole_and_nothing_inside_it() {
+        let pol = policy();
+        assert!(pol.exportable(&p("10.244.1.0/26")));
+        assert!(!pol.exportable(&p("10.244.1.5/32")));
+        // A borrowed /32 outside our blocks, inside the pool.
+        assert!(pol.exportable(&p("10.244.7.9/32")));
+    }
+
+    #[test]
+    fn disabled_pools_and_foreign_prefixes_are_never_exported() {
+        let pol = policy();
+        assert!(!pol.exportable(&p("10.99.3.0/26")));
+        assert!(!pol.exportable(&p("0.0.0.0/0")));
+        assert!(pol.exportable(&p("10.96.0.0/12")));
+    }
+
+    #[test]
+    fn nodes_may_only_announce_pool_and_service_prefixes_not_ours() {
+        let pol = policy();
+        assert!(pol.acceptable_from_node(&p("10.244.2.0/26")));
+        assert!(pol.acceptable_from_node(&p("10.96.0.10/32")));
+        assert!(!pol.acceptable_from_node(&p("8.8.8.0/24")));
+        assert!(!pol.acceptable_from_node(&p("10.244.1.0/26")));
+        assert!(!pol.acceptable_from_node(&p("10.244.1.9/32")));
+    }
+
+    #[test]
+    fn external_filter_first_match_wins_and_defaults_to_accept() {
+        let f = ImportFilter {
+            rules: vec![
+                FilterRule {
+                    action: FilterAction::Reject,
+                    match_operator: MatchOperator::In,
+                    cidr: p("10.0.0.0/8"),
+                },
+                FilterRule {
+                    action: FilterAction::Accept,
+                    match_operator: MatchOperator::Equal,
+                    cidr: p("10.1.0.0/16"),
+                },
+            ],
+        };
+        assert!(!f.accepts(&p("10.1.0.0/16")));
+        assert!(f.accepts(&p("192.0.2.0/24")));
+        assert!(ImportFilter::default().accepts(&p("0.0.0.0/0")));
+    }
+
+    #[test]
+    fn containment_respects_family_and_length() {
+        assert!(contains(&p("10.0.0.0/8"), &p("10.1.2.3/32")));
+        assert!(!contains(&p("10.0.0.0/8"), &p("11.0.0.0/8")));
+        assert!(!contains(&p("10.0.0.0/8"), &p("10.0.0.0/7")));
+        assert!(!contains(&p("::/0"), &p("10.0.0.0/8")));
+    }
+}
