@@ -5,6 +5,8 @@
 //! Must not: touch any namespace or process it did not create, or send
 //! traffic anywhere but loopback and namespaces created here.
 
+pub mod daemons;
+pub mod etcd;
 pub mod netns;
 pub mod process;
 pub mod wait;

@@ -1,0 +1,258 @@
+//! Speaker and peer configuration: plain values tortie-node builds from the
+//! datastore (and `speakerd` reads from JSON).
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+use tortie_bgp_session::PeerMode;
+
+/// The whole speaker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerConfig {
+    /// Our AS.
+    pub asn: u32,
+    /// Our BGP Identifier.
+    pub router_id: Ipv4Addr,
+    /// Where to accept connections (`0.0.0.0:179` in production; `None` = only active peers).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Peers to start with.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// How the peer relates to us, shown as `type` in `node status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum PeerType {
+    /// Another node of the full mesh (Calico's `node-to-node mesh`).
+    #[serde(rename = "node-to-node mesh")]
+    Mesh,
+    /// A BGPPeer without a node selector.
+    #[serde(rename = "global")]
+    #[default]
+    Global,
+    /// A BGPPeer for this node only.
+    #[serde(rename = "node specific")]
+    NodeSpecific,
+    /// A route reflector client of ours.
+    #[serde(rename = "route reflector client")]
+    RouteReflectorClient,
+    /// Our route reflector.
+    #[serde(rename = "route reflector")]
+    RouteReflector,
+}
+
+impl PeerType {
+    /// The name shown by `node status` (INTERFACES.md).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerType::Mesh => "node-to-node mesh",
+            PeerType::Global => "global",
+            PeerType::NodeSpecific => "node specific",
+            PeerType::RouteReflectorClient => "route reflector client",
+            PeerType::RouteReflector => "route reflector",
+        }
+    }
+}
+
+/// Who opens the TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Establishment {
+    /// Connect and accept.
+    #[default]
+    Active,
+    /// Only accept.
+    Passive,
+    /// calico-node's mesh rule: passive toward a peer whose address sorts
+    /// higher as a string than our `local_address`.
+    Mesh,
+}
+
+/// Address families a session carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfiName {
+    /// IPv4 unicast.
+    Ipv4,
+    /// IPv6 unicast.
+    Ipv6,
+}
+
+/// Timers of one peer, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimersConfig {
+    /// Hold time offered (0 or ≥ 3).
+    pub hold_time: u16,
+    /// Keepalive interval; `None` = a third of the negotiated hold time.
+    pub keepalive: Option<u16>,
+    /// ConnectRetryTime.
+    pub connect_retry: u16,
+    /// DelayOpenTime, when set.
+    pub delay_open: Option<u16>,
+    /// First IdleHoldTime after an error, in milliseconds.
+    pub idle_hold_ms: u64,
+    /// IdleHoldTime cap after repeated errors, in milliseconds.
+    pub idle_hold_max_ms: u64,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        Self {
+            hold_time: 90,
+            keepalive: None,
+            connect_retry: 120,
+            delay_open: None,
+            idle_hold_ms: 1_000,
+            idle_hold_max_ms: 60_000,
+        }
+    }
+}
+
+impl TimersConfig {
+    /// ConnectRetryTime as a Duration.
+    pub fn connect_retry(&self) -> Duration {
+        Duration::from_secs(u64::from(self.connect_retry.max(1)))
+    }
+}
+
+/// One peer. Changing a peer restarts only its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's address (the key: one session per address).
+    pub address: IpAddr,
+    /// The peer's AS.
+    pub asn: u32,
+    /// The peer's TCP port (179 by default).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Shown in status.
+    #[serde(default, rename = "type")]
+    pub peer_type: PeerType,
+    /// Who connects.
+    #[serde(default)]
+    pub establishment: Establishment,
+    /// Our address for this session (source of outgoing connections; the
+    /// mesh rule compares it).
+    #[serde(default)]
+    pub local_address: Option<IpAddr>,
+    /// eBGP multihop: the TTL of our packets (1 = directly connected).
+    #[serde(default)]
+    pub multihop_ttl: Option<u8>,
+    /// GTSM (RFC 5082): the peer is at most this many hops away; we send with
+    /// TTL 255 and drop packets below 256 - hops.
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
+    /// TCP MD5 password (RFC 2385).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Close the session with Cease / Maximum Number of Prefixes when the
+    /// peer sends more (RFC 4486).
+    #[serde(default)]
+    pub max_prefixes: Option<u32>,
+    /// Families offered.
+    #[serde(default = "default_families")]
+    pub families: Vec<AfiName>,
+    /// IPv4 next hop of routes we send (default: the session's local IPv4 address).
+    #[serde(default)]
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// IPv6 next hop of routes we send (default: the session's local IPv6
+    /// address; required for IPv6 routes over an IPv4 session).
+    #[serde(default)]
+    pub next_hop_v6: Option<Ipv6Addr>,
+    /// Timers.
+    #[serde(default)]
+    pub timers: TimersConfig,
+}
+
+fn default_port() -> u16 {
+    179
+}
+
+fn default_families() -> Vec<AfiName> {
+    vec![AfiName::Ipv4, AfiName::Ipv6]
+}
+
+impl PeerConfig {
+    /// A peer with defaults: active, port 179, IPv4 and IPv6, 90 s hold time.
+    pub fn new(address: IpAddr, asn: u32) -> Self {
+        Self {
+            address,
+            asn,
+            port: 179,
+            peer_type: PeerType::Global,
+            establishment: Establishment::Active,
+            local_address: None,
+            multihop_ttl: None,
+            ttl_security: None,
+            password: None,
+            max_prefixes: None,
+            families: default_families(),
+            next_hop_v4: None,
+            next_hop_v6: None,
+            timers: TimersConfig::default(),
+        }
+    }
+
+    /// The socket address to connect to.
+    pub fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+
+    /// Active or passive, after applying the mesh rule.
+    pub fn mode(&self) -> PeerMode {
+        match self.establishment {
+            Establishment::Active => PeerMode::Active,
+            Establishment::Passive => PeerMode::Passive,
+            Establishment::Mesh => mesh_mode(self.local_address, self.address),
+        }
+    }
+}
+
+/// calico-node's mesh rule (confd's BIRD template): toward a mesh peer whose
+/// address is greater *as a string* than ours, we are passive and the peer
+/// connects; otherwise we connect. Without a local address we stay active.
+pub fn mesh_mode(local: Option<IpAddr>, peer: IpAddr) -> PeerMode {
+    match local {
+        Some(l) if peer.to_string() > l.to_string() => PeerMode::Passive,
+        _ => PeerMode::Active,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_rule_compares_addresses_as_strings() {
+        let a: IpAddr = "10.0.0.9".parse().unwrap();
+        let b: IpAddr = "10.0.0.10".parse().unwrap();
+        // "10.0.0.9" > "10.0.0.10" as strings, though 9 < 10 as numbers.
+        assert_eq!(mesh_mode(Some(b), a), PeerMode::Passive);
+        assert_eq!(mesh_mode(Some(a), b), PeerMode::Active);
+    }
+
+    #[test]
+    fn a_peer_config_reads_from_json_with_defaults() {
+        let p: PeerConfig = serde_json::from_str(
+            r#"{"address": "10.0.0.2", "asn": 64512, "type": "node-to-node mesh"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.port, 179);
+        assert_eq!(p.peer_type, PeerType::Mesh);
+        assert_eq!(p.families, vec![AfiName::Ipv4, AfiName::Ipv6]);
+        assert_eq!(p.timers.hold_time, 90);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = serde_json::from_str::<PeerConfig>(
+            r#"{"address": "10.0.0.2", "asn": 1, "pasword": "x"}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("pasword"), "{e}");
+    }
+}
