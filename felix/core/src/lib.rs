@@ -1,3 +1,22 @@
-//! Desired kernel dataplane state and the diff-based reconciler (pure).
+//! Computes the kernel state felix must hold for one node (routes, tunnel
+//! devices, VTEPs, sysctls, MTUs, NAT outgoing) and reconciles routes
+//! against a dataplane by diffing desired and observed views.
 //!
-//! (Being built: see the issue that owns this crate.)
+//! Must not: do I/O, read the clock (time is a parameter), log, or depend
+//! on the BGP crates. The rtnetlink shell lives in `tortie-felix-dataplane`.
+
+pub mod config;
+pub mod delta;
+pub mod desired;
+pub mod input;
+pub mod mock;
+pub mod mtu;
+pub mod reconcile;
+pub mod route;
+
+pub use config::FelixConfig;
+pub use delta::DeltaTracker;
+pub use desired::{compute, DesiredState};
+pub use input::FelixInput;
+pub use reconcile::{ApplyReport, Reconciler, RouteDataplane, RouteEvent};
+pub use route::{NextHop, OnLink, RouteKey, RouteKind, RouteOp, RouteScope, RouteSpec};
