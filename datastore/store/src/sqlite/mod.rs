@@ -1,0 +1,165 @@
+//! The SQLite backend (`sqlite:///path`): one database file shared by every
+//! tortie process on a machine (WAL mode, busy retries), a change log for
+//! watches, polled through `PRAGMA data_version`.
+
+mod ops;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rusqlite::Connection;
+
+use crate::error::{Result, StoreError};
+use crate::store::{KeyValue, ListResult, Revision, Store, TxnOp, WatchStream};
+
+/// Tuning of the SQLite backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Revisions of change history kept for watches (auto-compaction every
+    /// 1,000 revisions); 0 keeps everything.
+    pub history: Revision,
+    /// How often a watch checks the database for commits.
+    pub poll_interval: std::time::Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            history: 10_000,
+            poll_interval: std::time::Duration::from_millis(1),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+    options: SqliteOptions,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its parent directory) the database at `path`.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = ops::connect(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+            options,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the shared connection on tokio's blocking pool (SQLite
+    /// calls block, up to the busy timeout when another process writes).
+    fn run<T, F>(&self, f: F) -> BoxFuture<'static, Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut guard)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("sqlite worker failed: {e}")))?
+        }
+        .boxed()
+    }
+
+    fn write(&self, ops: Vec<TxnOp>) -> BoxFuture<'static, Result<Revision>> {
+        let history = self.options.history;
+        self.run(move |c| ops::write(c, &ops, history))
+    }
+}
+
+impl Store for SqliteStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>>> {
+        let key = key.to_string();
+        self.run(move |c| ops::get(c, &key))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<ListResult>> {
+        let prefix = prefix.to_string();
+        self.run(move |c| ops::list(c, &prefix))
+    }
+
+    fn create<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<Revision>> {
+        let key = key.to_string();
+        self.write(vec![TxnOp::Create { key, value }])
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> BoxFuture<'a, Result<Revision>> {
+        let key = key.to_string();
+        self.write(vec![TxnOp::Update {
+            key,
+            value,
+            expected,
+        }])
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<Revision>> {
+        let key = key.to_string();
+        self.write(vec![TxnOp::Put { key, value }])
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<Revision>,
+    ) -> BoxFuture<'a, Result<Revision>> {
+        let key = key.to_string();
+        self.write(vec![TxnOp::Delete { key, expected }])
+    }
+
+    fn txn(&self, ops: Vec<TxnOp>) -> BoxFuture<'_, Result<Revision>> {
+        self.write(ops)
+    }
+
+    fn watch<'a>(
+        &'a self,
+        prefix: &'a str,
+        from_revision: Revision,
+    ) -> BoxFuture<'a, Result<WatchStream>> {
+        let path = self.path.clone();
+        let prefix = prefix.to_string();
+        let interval = self.options.poll_interval;
+        async move {
+            tokio::task::spawn_blocking(move || {
+                watch::start(&path, prefix, from_revision, interval)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("sqlite watch failed to start: {e}")))?
+        }
+        .boxed()
+    }
+
+    fn compact(&self, revision: Revision) -> BoxFuture<'_, Result<()>> {
+        self.run(move |c| ops::compact(c, revision))
+    }
+
+    fn revision(&self) -> BoxFuture<'_, Result<Revision>> {
+        self.run(|c| ops::revision(c))
+    }
+}
