@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config git ca-certificates
   iproute2 iputils-ping nftables tcpdump procps psmisc sqlite3
-  bird2 frr gobgpd
+  bird2 frr gobgpd python3
   etcd-server etcd-client
   protobuf-compiler libprotobuf-dev
   containernetworking-plugins
