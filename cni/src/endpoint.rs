@@ -1,0 +1,148 @@
+//! The WorkloadEndpoint the plugin records in the datastore for each pod
+//! (only when the network configuration names a `datastore`).
+
+use tortie_datastore::typed::{self, TypedError};
+use tortie_datastore::{BlockingStore, OpenOptions};
+use tortie_model::{Kind, ObjectMeta, Resource, WorkloadEndpoint, WorkloadEndpointSpec};
+
+use crate::config::NetConf;
+use crate::env::CniEnv;
+use crate::error::CniError;
+use crate::naming::POD_GATEWAY_V4;
+use crate::result::CniResult;
+
+/// The node name: the config's `nodename`, else the host name.
+pub fn node_name(conf: &NetConf) -> String {
+    conf.nodename.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into())
+    })
+}
+
+/// Calico's endpoint name: `<node>-k8s-<pod>-<iface>`, each part's `-` doubled.
+pub fn endpoint_name(node: &str, pod: &str, ifname: &str) -> String {
+    let esc = |s: &str| s.replace('-', "--");
+    format!("{}-k8s-{}-{}", esc(node), esc(pod), esc(ifname))
+}
+
+fn open(url: &str) -> Result<BlockingStore, CniError> {
+    BlockingStore::open(url, &OpenOptions::default())
+        .map_err(|e| CniError::Datastore(format!("open {url}: {e}")))
+}
+
+/// Pod namespace and name, or the container ID when the runtime gave none.
+fn pod_identity(env: &CniEnv) -> (String, String) {
+    (
+        env.args
+            .pod_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        env.args
+            .pod_name
+            .clone()
+            .unwrap_or_else(|| env.container_id.clone()),
+    )
+}
+
+/// The endpoint for one attachment.
+fn build(conf: &NetConf, env: &CniEnv, result: &CniResult, host_veth: &str) -> WorkloadEndpoint {
+    let node = node_name(conf);
+    let (namespace, pod) = pod_identity(env);
+    let mut labels = conf.labels.clone();
+    labels.insert("projectcalico.org/namespace".into(), namespace.clone());
+    labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+    let mut metadata = ObjectMeta::named(endpoint_name(&node, &pod, &env.ifname));
+    metadata.namespace = Some(namespace);
+    metadata.labels = labels;
+    let has_v4 = result.ips.iter().any(|ip| ip.address.addr().is_ipv4());
+    let mac = result
+        .interfaces
+        .iter()
+        .find(|i| i.sandbox.is_some())
+        .map(|i| i.mac.clone())
+        .unwrap_or_default();
+    WorkloadEndpoint {
+        metadata,
+        spec: WorkloadEndpointSpec {
+            orchestrator: "k8s".into(),
+            node,
+            container_id: env.container_id.clone(),
+            pod,
+            endpoint: env.ifname.clone(),
+            ip_networks: result.ips.iter().map(|ip| ip.address).collect(),
+            ipv4_gateway: has_v4.then_some(POD_GATEWAY_V4),
+            interface_name: host_veth.to_string(),
+            mac,
+            ..WorkloadEndpointSpec::default()
+        },
+    }
+}
+
+/// Writes (or replaces) the pod's WorkloadEndpoint when a datastore is configured.
+pub fn write(
+    conf: &NetConf,
+    env: &CniEnv,
+    result: &CniResult,
+    host_veth: &str,
+) -> Result<(), CniError> {
+    let Some(url) = &conf.datastore else {
+        return Ok(());
+    };
+    let store = open(url)?;
+    let wep = build(conf, env, result, host_veth);
+    store
+        .block_on(typed::apply(
+            store.store().as_ref(),
+            vec![Resource::WorkloadEndpoint(wep)],
+        ))
+        .map(drop)
+        .map_err(|e| CniError::Datastore(format!("write WorkloadEndpoint: {e}")))
+}
+
+/// Deletes the pod's WorkloadEndpoint; absent is fine.
+pub fn delete(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
+    let Some(url) = &conf.datastore else {
+        return Ok(());
+    };
+    let store = open(url)?;
+    let (namespace, pod) = pod_identity(env);
+    let name = endpoint_name(&node_name(conf), &pod, &env.ifname);
+    let s = store.store().as_ref();
+    match store.block_on(typed::delete_one(
+        s,
+        Kind::WorkloadEndpoint,
+        Some(&namespace),
+        &name,
+    )) {
+        Ok(_) | Err(TypedError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(CniError::Datastore(format!(
+            "delete WorkloadEndpoint {name}: {e}"
+        ))),
+    }
+}
+
+/// STATUS: the datastore, when configured, can be opened and read.
+pub fn status(conf: &NetConf) -> Result<(), CniError> {
+    let Some(url) = &conf.datastore else {
+        return Ok(());
+    };
+    let store = open(url).map_err(|e| CniError::NotAvailable(e.to_string()))?;
+    store
+        .list("/calico/resources/v3/projectcalico.org/nodes/")
+        .map(drop)
+        .map_err(|e| CniError::NotAvailable(format!("datastore {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_double_dashes_like_calico() {
+        assert_eq!(
+            endpoint_name("node-1", "web-0", "eth0"),
+            "node--1-k8s-web--0-eth0"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The `tortie-ipam` plugin: ADD assigns addresses to the handle
+//! `k8s-pod-network.<containerID>` from the pools this node may use (an
+//! existing handle's addresses are returned again), DEL releases by handle,
+//! CHECK verifies the handle still owns addresses, GC releases handles of
+//! attachments the runtime no longer lists.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use tortie_datastore::OpenOptions;
+use tortie_ipam_core::store::TypedStoreExt;
+use tortie_ipam_core::{AllowedUse, AssignRequest, DatastoreIpamStore, Ipam, IpamError, IpamKey};
+use tortie_model::ipam::{pod_handle, AllocationBlock, IpamHandle};
+
+use crate::config::IpamConf;
+use crate::endpoint::node_name;
+use crate::env::Command;
+use crate::error::CniError;
+use crate::plugin::Invocation;
+use crate::result::{CniResult, IpConfig};
+
+/// The datastore used when neither the config nor `TORTIE_DATASTORE` names one.
+pub const DEFAULT_DATASTORE: &str = "sqlite:///var/lib/tortie/tortie.db";
+
+fn ipam_err(e: IpamError) -> CniError {
+    match e {
+        IpamError::Contention { .. } => CniError::TryAgainLater(e.to_string()),
+        other => CniError::Ipam(other.to_string()),
+    }
+}
+
+fn open(inv: &Invocation) -> Result<Ipam<DatastoreIpamStore>, CniError> {
+    let url = inv
+        .conf
+        .datastore
+        .clone()
+        .or_else(|| {
+            std::env::var("TORTIE_DATASTORE")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_DATASTORE.into());
+    DatastoreIpamStore::open(&url, &OpenOptions::default())
+        .map(Ipam::new)
+        .map_err(|e| CniError::Datastore(format!("open {url}: {e}")))
+}
+
+/// Runs the command; `Ok(Some(json))` is printed on stdout.
+pub fn run(inv: &Invocation) -> Result<Option<serde_json::Value>, CniError> {
+    match inv.env.command {
+        Command::Version => Ok(Some(crate::version::version_info())),
+        Command::Add => add(inv).map(|r| Some(r.to_json(inv.conf.cni_version))),
+        Command::Del => {
+            let ipam = open(inv)?;
+            ipam.release_by_handle(&pod_handle(&inv.env.container_id))
+                .map(|_| None)
+                .map_err(ipam_err)
+        }
+        Command::Check => check(inv).map(|_| None),
+        Command::Status => status(inv).map(|_| None),
+        Command::Gc => gc(inv).map(|_| None),
+    }
+}
+
+fn parse_pools(field: &str, pools: &[String]) -> Result<Vec<IpNet>, CniError> {
+    pools
+        .iter()
+        .map(|p| {
+            p.parse::<IpNet>().map_err(|_| {
+                CniError::config(
+                    field,
+                    format!(
+                        "{p:?} is not a CIDR (pool names are not supported; give the pool's CIDR)"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn request(inv: &Invocation, ipam: &IpamConf, node: &str) -> Result<AssignRequest, CniError> {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("node".to_string(), node.to_string());
+    if let Some(ns) = &inv.env.args.pod_namespace {
+        attrs.insert("namespace".to_string(), ns.clone());
+    }
+    if let Some(pod) = &inv.env.args.pod_name {
+        attrs.insert("pod".to_string(), pod.clone());
+    }
+    Ok(AssignRequest {
+        handle_id: pod_handle(&inv.env.container_id),
+        node: node.to_string(),
+        num_v4: usize::from(ipam.assign_ipv4),
+        num_v6: usize::from(ipam.assign_ipv6),
+        v4_pools: parse_pools("ipam.ipv4_pools", &ipam.ipv4_pools)?,
+        v6_pools: parse_pools("ipam.ipv6_pools", &ipam.ipv6_pools)?,
+        attrs,
+        use_: AllowedUse::Workload,
+    })
+}
+
+fn add(inv: &Invocation) -> Result<CniResult, CniError> {
+    let conf = inv.conf.require_ipam()?;
+    let node = node_name(&inv.conf);
+    let req = request(inv, conf, &node)?;
+    let ipam = open(inv)?;
+    let mut ips = addresses_of(&ipam, &req.handle_id)?;
+    if ips.is_empty() {
+        let pools = ipam
+            .store()
+            .pool_views(&node)
+            .map_err(|e| CniError::Datastore(format!("read IPPools: {e}")))?;
+        let assigned = ipam.auto_assign(&req, &pools).map_err(ipam_err)?;
+        ips = assigned.v4.into_iter().chain(assigned.v6).collect();
+    }
+    Ok(CniResult {
+        ips: ips
+            .into_iter()
+            .map(|ip| IpConfig {
+                version: None,
+                address: IpNet::from(ip),
+                gateway: None,
+                interface: None,
+            })
+            .collect(),
+        ..CniResult::default()
+    })
+}
+
+/// The addresses `handle` owns now (empty when it does not exist).
+fn addresses_of(ipam: &Ipam<DatastoreIpamStore>, handle: &str) -> Result<Vec<IpAddr>, CniError> {
+    let store = ipam.store();
+    let read = |e| CniError::Datastore(format!("read handle {handle}: {e}"));
+    let Some(h) = store
+        .get_json::<IpamHandle>(&IpamKey::Handle(handle.to_string()))
+        .map_err(read)?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut ips = Vec::new();
+    for cidr in h.block.keys().filter_map(|c| c.parse::<IpNet>().ok()) {
+        let Some(b) = store
+            .get_json::<AllocationBlock>(&IpamKey::Block(cidr))
+            .map_err(read)?
+        else {
+            continue;
+        };
+        ips.extend(
+            (0..b.allocations.len())
+                .filter(|&o| b.handle_of(o) == Some(handle))
+                .filter_map(|o| b.ordinal_to_ip(o)),
+        );
+    }
+    ips.sort();
+    Ok(ips)
+}
+
+fn check(inv: &Invocation) -> Result<(), CniError> {
+    let handle = pod_handle(&inv.env.container_id);
+    if addresses_of(&open(inv)?, &handle)?.is_empty() {
+        return Err(CniError::CheckFailed(format!(
+            "IPAM handle {handle} owns no address"
+        )));
+    }
+    Ok(())
+}
+
+fn status(inv: &Invocation) -> Result<(), CniError> {
+    let ipam = open(inv).map_err(|e| CniError::NotAvailable(e.to_string()))?;
+    let pools = ipam
+        .store()
+        .pool_views(&node_name(&inv.conf))
+        .map_err(|e| CniError::NotAvailable(format!("read IPPools: {e}")))?;
+    if pools.iter().all(|p| p.disabled) {
+        return Err(CniError::NotAvailable("no enabled IPPool".into()));
+    }
+    Ok(())
+}
+
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let ipam = open(inv)?;
+    let prefix = pod_handle("");
+    for h in ipam.handles().map_err(ipam_err)? {
+        let Some(cid) = h.handle_id.strip_prefix(&prefix) else {
+            continue;
+        };
+        if !inv
+            .conf
+            .valid_attachments
+            .iter()
+            .any(|a| a.container_id == cid)
+        {
+            ipam.release_by_handle(&h.handle_id).map_err(ipam_err)?;
+        }
+    }
+    Ok(())
+}
