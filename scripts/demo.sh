@@ -3,6 +3,8 @@
 # embedded SQLite store. Run as root on Debian:
 #   ./scripts/demo.sh            # up, status, ping matrix
 #   ./scripts/demo.sh down       # tear it down
+# NODES, PODS and MODE (bgp | vxlan | vxlan-crosssubnet | ipip-crosssubnet,
+# the last needs the ipip kernel module) change the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -12,6 +14,8 @@ BIN=target/release
 if [ "${1:-up}" = down ]; then
   exec "$BIN/tortiectl" lab down
 fi
+# A lab left over from an earlier run is replaced.
+"$BIN/tortiectl" lab down >/dev/null 2>&1 || true
 "$BIN/tortiectl" lab up --nodes "${NODES:-4}" --pods-per-node "${PODS:-2}" --mode "${MODE:-vxlan-crosssubnet}"
 "$BIN/tortiectl" lab status
 "$BIN/tortiectl" lab ping

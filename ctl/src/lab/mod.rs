@@ -1,0 +1,477 @@
+//! `tortiectl lab up|status|ping|down`: a whole tortie cluster on this
+//! machine. Nodes are network namespaces on two underlay subnets joined by
+//! a router namespace; each runs tortie-node; pods are created through the
+//! CNI plugin binaries as a runtime would; everything shares one datastore.
+//! Needs root. Binaries are taken from tortiectl's own directory.
+
+mod plan;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tortie_datastore::{typed, BlockingStore, OpenOptions, DEFAULT_DATASTORE};
+use tortie_node::api::{self, NodeStatus, Request, Response};
+
+use crate::context::{Context, UsageError};
+use crate::node_status::{boxed, StatusFormat};
+use plan::{Mode, NodePlan, Plan};
+use sys::LabState;
+
+/// `tortiectl lab ...`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Build the lab and leave it running.
+    Up(UpArgs),
+    /// Show every node's BGP and FIB state and the pods.
+    Status(OutArgs),
+    /// Ping every pod from every pod.
+    Ping(OutArgs),
+    /// Stop the nodes and delete the lab's namespaces.
+    Down(NameArgs),
+}
+
+#[derive(Debug, Args)]
+struct NameArgs {
+    /// Lab name (namespace prefix).
+    #[arg(long, default_value = "tortie")]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct OutArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Number of nodes (1-200); the first half on subnet 10.0.1.0/24, the rest on 10.0.2.0/24.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=200))]
+    nodes: u8,
+    /// Pods per node (0-50).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=50))]
+    pods_per_node: u8,
+    /// How pods of different nodes reach each other.
+    #[arg(long, value_enum, default_value = "bgp")]
+    mode: Mode,
+    /// Dedicated route reflectors (0-10; BGP only, replacing the node-to-node mesh).
+    #[arg(long, default_value_t = 0)]
+    route_reflectors: u8,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Catches Ctrl-C / SIGTERM so that an interrupted `up` cleans up.
+fn catch_signals() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!("interrupted: cleaning up the lab");
+        });
+    });
+}
+
+fn check_interrupt() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Runs `tortiectl lab ...`. The lab's datastore is the global
+/// `--datastore` when one other than the default is given, else an SQLite
+/// file in the lab's state directory.
+pub fn lab(ctx: &Context, args: &LabArgs) -> anyhow::Result<()> {
+    match &args.command {
+        LabCommand::Up(a) => {
+            let ds = (ctx.datastore != DEFAULT_DATASTORE).then_some(ctx.datastore.as_str());
+            up(a, ds)
+        }
+        LabCommand::Status(a) => status(a),
+        LabCommand::Ping(a) => ping(a),
+        LabCommand::Down(a) => down(&a.name),
+    }
+}
+
+fn require_root() -> anyhow::Result<()> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        });
+    if uid.as_deref() != Some("0") {
+        bail!("the lab needs root (network namespaces): run it with sudo");
+    }
+    Ok(())
+}
+
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find tortiectl's own path")?;
+    let dir = exe
+        .parent()
+        .context("tortiectl has no directory")?
+        .to_path_buf();
+    for b in ["tortie-node", "tortie", "tortie-ipam"] {
+        if !dir.join(b).exists() {
+            bail!(
+                "{b} is missing next to tortiectl in {}: build it (cargo build --release)",
+                dir.display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+fn check_up_args(a: &UpArgs) -> anyhow::Result<()> {
+    if a.route_reflectors > 10 {
+        return Err(UsageError("--route-reflectors: at most 10".into()).into());
+    }
+    if a.mode == Mode::IpipCrosssubnet && !tortie_node::dataplane::kernel_has_ipip() {
+        bail!("--mode ipip-crosssubnet needs the ipip kernel module, which this kernel does not have (modprobe ipip failed or /sys/module/ipip is missing): use --mode vxlan-crosssubnet or --mode bgp");
+    }
+    Ok(())
+}
+
+fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
+    require_root()?;
+    if a.mode == Mode::IpipCrosssubnet {
+        let _ = sys::run("modprobe", &["ipip"]);
+    }
+    check_up_args(a)?;
+    let bins = bin_dir()?;
+    let name = &a.name.name;
+    let p = plan::plan(&plan::LabSpec {
+        name,
+        mode: a.mode,
+        nodes: a.nodes,
+        pods: a.pods_per_node,
+        route_reflectors: a.route_reflectors,
+        datastore,
+    });
+    if LabState::path(&p.dir).exists() || !sys::lab_namespaces(name).is_empty() {
+        bail!("lab {name:?} exists already: run `tortiectl lab down --name {name}` first");
+    }
+    catch_signals();
+    let mut state = LabState {
+        plan: p,
+        pids: BTreeMap::new(),
+        pod_ips: BTreeMap::new(),
+    };
+    let started = Instant::now();
+    match build(&bins, &mut state) {
+        Ok(()) => {
+            println!(
+                "lab {name:?} is up in {:.1} s ({} nodes, {} pods, mode {:?}); state in {}",
+                started.elapsed().as_secs_f64(),
+                state.plan.nodes.len(),
+                state.pod_ips.len(),
+                a.mode,
+                state.plan.dir.display()
+            );
+            print_status(&state, StatusFormat::Table)
+        }
+        Err(e) => {
+            eprintln!("lab up failed: {e:#}; cleaning up");
+            let _ = down(name);
+            Err(e)
+        }
+    }
+}
+
+fn apply_resources(plan: &Plan) -> anyhow::Result<()> {
+    let store = BlockingStore::open(&plan.datastore, &OpenOptions::default())?;
+    let resources =
+        tortie_model::parse_manifest(&plan::manifest(plan)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.block_on(typed::apply(store.store().as_ref(), resources))?;
+    Ok(())
+}
+
+fn all_nodes(plan: &Plan) -> Vec<&NodePlan> {
+    plan.router_node
+        .iter()
+        .chain(plan.route_reflectors.iter())
+        .chain(plan.nodes.iter())
+        .collect()
+}
+
+fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&state.plan.dir)?;
+    let db = state.plan.dir.join("tortie.db");
+    let _ = std::fs::remove_file(&db);
+    state.save()?;
+    apply_resources(&state.plan)?;
+    sys::build_router(&state.plan)?;
+    for n in state.plan.route_reflectors.iter().chain(&state.plan.nodes) {
+        check_interrupt()?;
+        sys::build_node(&state.plan, n)?;
+    }
+    let node_bin = bins.join("tortie-node");
+    for n in all_nodes(&state.plan.clone()) {
+        check_interrupt()?;
+        let ns = if n.name == "router" {
+            &state.plan.router_netns
+        } else {
+            &n.netns
+        };
+        let dataplane = !state.plan.route_reflectors.contains(n);
+        let pid = sys::start_node(&node_bin, &state.plan, n, ns, dataplane)?;
+        state.pids.insert(n.name.clone(), pid);
+        state.save()?;
+    }
+    wait_for(
+        Duration::from_secs(60),
+        "every node to serve its status",
+        || all_nodes(&state.plan).iter().all(|n| query(n).is_ok()),
+    )?;
+    create_pods(bins, state)?;
+    let what = "every session Established and every FIB in sync";
+    let ready = wait_for(Duration::from_secs(90), what, || {
+        all_nodes(&state.plan)
+            .iter()
+            .all(|n| query(n).is_ok_and(settled))
+    });
+    if let Err(e) = ready {
+        check_interrupt()?;
+        eprintln!("warning: {e}");
+    }
+    Ok(())
+}
+
+/// Ready, every session Established, the FIB in sync.
+fn settled(s: NodeStatus) -> bool {
+    s.ready && s.fib.in_sync && s.peers.iter().all(|p| p.state == "Established")
+}
+
+fn create_pods(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
+    for pod in state.plan.pods.clone() {
+        check_interrupt()?;
+        sys::create_netns(&pod.netns)?;
+        let node = state
+            .plan
+            .nodes
+            .iter()
+            .find(|n| n.name == pod.node)
+            .context("pod without node")?;
+        let conf = plan::cni_conf(&state.plan, node);
+        let ip = sys::cni_add(bins, &pod, &conf)?;
+        state.pod_ips.insert(pod.name.clone(), ip);
+        state.save()?;
+    }
+    Ok(())
+}
+
+fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        check_interrupt()?;
+        if f() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {} s waiting for {what}", limit.as_secs());
+        }
+        std::thread::park_timeout(Duration::from_millis(250));
+    }
+}
+
+fn query(n: &NodePlan) -> anyhow::Result<NodeStatus> {
+    match api::query(&n.control_socket, &Request::Status)? {
+        Response::Status(s) => Ok(s),
+        other => bail!("unexpected answer {other:?}"),
+    }
+}
+
+fn status(a: &OutArgs) -> anyhow::Result<()> {
+    let state = LabState::load(&plan::state_dir(&a.name.name))?;
+    print_status(&state, a.output)
+}
+
+type NodeResult<'a> = (&'a NodePlan, anyhow::Result<NodeStatus>);
+
+fn print_status_json(state: &LabState, statuses: &[NodeResult<'_>]) -> anyhow::Result<()> {
+    let pods: Vec<serde_json::Value> = state.plan.pods.iter().map(|p| {
+        json!({"name": p.name, "node": p.node, "netns": p.netns, "ip": state.pod_ips.get(&p.name)})
+    }).collect();
+    let nodes: Vec<serde_json::Value> = statuses.iter().map(|(n, s)| match s {
+        Ok(s) => json!({"name": n.name, "ip": n.ip, "netns": n.netns, "status": s}),
+        Err(e) => json!({"name": n.name, "ip": n.ip, "netns": n.netns, "status": null, "error": e.to_string()}),
+    }).collect();
+    let v = json!({"name": state.plan.name, "mode": state.plan.mode, "datastore": state.plan.datastore, "nodes": nodes, "pods": pods});
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn print_status(state: &LabState, format: StatusFormat) -> anyhow::Result<()> {
+    let nodes = all_nodes(&state.plan);
+    let statuses: Vec<NodeResult<'_>> = nodes.iter().map(|n| (*n, query(n))).collect();
+    if format == StatusFormat::Json {
+        return print_status_json(state, &statuses);
+    }
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|(n, s)| match s {
+            Ok(s) => {
+                let up = s.peers.iter().filter(|p| p.state == "Established").count();
+                vec![
+                    n.name.clone(),
+                    n.ip.clone(),
+                    s.ready.to_string(),
+                    format!("{up}/{}", s.peers.len()),
+                    s.fib.routes.to_string(),
+                    s.fib.in_sync.to_string(),
+                ]
+            }
+            Err(e) => vec![
+                n.name.clone(),
+                n.ip.clone(),
+                "down".into(),
+                "-".into(),
+                "-".into(),
+                e.to_string(),
+            ],
+        })
+        .collect();
+    print!(
+        "{}",
+        boxed(
+            &["NODE", "IP", "READY", "PEERS UP", "FIB ROUTES", "IN SYNC"],
+            &rows
+        )
+    );
+    let prow: Vec<Vec<String>> = state
+        .plan
+        .pods
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.node.clone(),
+                state
+                    .pod_ips
+                    .get(&p.name)
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print!("{}", boxed(&["POD", "NODE", "IP"], &prow));
+    Ok(())
+}
+
+fn ping(a: &OutArgs) -> anyhow::Result<()> {
+    let state = LabState::load(&plan::state_dir(&a.name.name))?;
+    let pods: Vec<(String, String, String)> = state
+        .plan
+        .pods
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.name.clone(),
+                p.netns.clone(),
+                state.pod_ips.get(&p.name)?.clone(),
+            ))
+        })
+        .collect();
+    let failed: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pods
+            .iter()
+            .map(|(from, ns, _)| {
+                let pods = &pods;
+                s.spawn(move || {
+                    pods.iter()
+                        .filter(|(to, _, _)| to != from)
+                        .filter(|(_, _, ip)| !(sys::ping(ns, ip) || sys::ping(ns, ip)))
+                        .map(|(to, _, _)| (from.clone(), to.clone()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let total = pods.len() * pods.len().saturating_sub(1);
+    let ok = total - failed.len();
+    if a.output == StatusFormat::Json {
+        let f: Vec<_> = failed
+            .iter()
+            .map(|(a, b)| json!({"from": a, "to": b}))
+            .collect();
+        println!("{}", json!({"total": total, "ok": ok, "failed": f}));
+    } else {
+        println!("{ok}/{total} pod-to-pod pings answered");
+        for (a, b) in &failed {
+            println!("FAILED {a} -> {b}");
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} of {total} pings failed", failed.len());
+    }
+    Ok(())
+}
+
+fn down(name: &str) -> anyhow::Result<()> {
+    require_root()?;
+    let dir = plan::state_dir(name);
+    let mut stopped = 0;
+    if let Ok(state) = LabState::load(&dir) {
+        for pid in state.pids.values() {
+            sys::stop_pid(*pid);
+            stopped += 1;
+        }
+    }
+    let namespaces = sys::lab_namespaces(name);
+    let mut errors = Vec::new();
+    for ns in &namespaces {
+        if let Err(e) = sys::run("ip", &["netns", "del", ns]) {
+            errors.push(e.to_string());
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    println!(
+        "lab {name:?} down: {stopped} processes stopped, {} namespaces deleted",
+        namespaces.len() - errors.len()
+    );
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The lab's layout, computed before anything is created: namespaces,
+//! addresses, node names, pool and CNI configuration. Pure.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// How pods of different nodes reach each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Plain routing learned over BGP (the router namespace runs tortie-node too).
+    Bgp,
+    /// IPIP between subnets (needs the ipip kernel module).
+    IpipCrosssubnet,
+    /// VXLAN between all nodes.
+    Vxlan,
+    /// VXLAN between subnets, plain routing within one.
+    VxlanCrosssubnet,
+}
+
+impl Mode {
+    /// The IPPool's `ipipMode` and `vxlanMode`.
+    pub fn pool_modes(self) -> (&'static str, &'static str) {
+        match self {
+            Mode::Bgp => ("Never", "Never"),
+            Mode::IpipCrosssubnet => ("CrossSubnet", "Never"),
+            Mode::Vxlan => ("Never", "Always"),
+            Mode::VxlanCrosssubnet => ("Never", "CrossSubnet"),
+        }
+    }
+
+    /// Pod MTU for a 1500-byte underlay.
+    pub fn pod_mtu(self) -> u32 {
+        match self {
+            Mode::Bgp => 1500,
+            Mode::IpipCrosssubnet => 1480,
+            Mode::Vxlan | Mode::VxlanCrosssubnet => 1450,
+        }
+    }
+
+    /// The router takes part in BGP only when nothing encapsulates.
+    pub fn router_runs_bgp(self) -> bool {
+        self == Mode::Bgp
+    }
+}
+
+/// Where the lab puts its state.
+pub const STATE_ROOT: &str = "/run/tortie-lab";
+
+/// The pool every lab uses.
+pub const POOL_CIDR: &str = "10.244.0.0/16";
+
+/// One node of the lab (or the router when it runs tortie-node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePlan {
+    /// Node name in the datastore (`node1`, ..., `router`).
+    pub name: String,
+    /// Its namespace.
+    pub netns: String,
+    /// Its underlay subnet (1 or 2).
+    pub subnet: u8,
+    /// Its IP with prefix length.
+    pub ip: String,
+    /// Router-side veth name.
+    pub router_if: String,
+    /// Control socket.
+    pub control_socket: PathBuf,
+    /// Log file.
+    pub log: PathBuf,
+    /// MTU file felix writes.
+    pub mtu_file: PathBuf,
+}
+
+/// One pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodPlan {
+    /// `node1-pod1`.
+    pub name: String,
+    /// Its namespace.
+    pub netns: String,
+    /// Its node's name.
+    pub node: String,
+    /// Its node's namespace (where the CNI plugin runs).
+    pub node_netns: String,
+}
+
+/// The whole lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Lab name (namespace prefix).
+    pub name: String,
+    /// Mode.
+    pub mode: Mode,
+    /// Datastore URL.
+    pub datastore: String,
+    /// State directory.
+    pub dir: PathBuf,
+    /// Router namespace.
+    pub router_netns: String,
+    /// Nodes.
+    pub nodes: Vec<NodePlan>,
+    /// The router as a BGP node (BGP mode only).
+    pub router_node: Option<NodePlan>,
+    /// Dedicated route reflectors (BGP only, no dataplane).
+    #[serde(default)]
+    pub route_reflectors: Vec<NodePlan>,
+    /// Pods.
+    pub pods: Vec<PodPlan>,
+}
+
+fn node_plan(dir: &Path, name: &str, netns: String, subnet: u8, host: u16) -> NodePlan {
+    NodePlan {
+        name: name.to_string(),
+        netns,
+        subnet,
+        ip: format!("10.0.{subnet}.{host}/24"),
+        router_if: format!("r-{name}"),
+        control_socket: dir.join(format!("{name}.sock")),
+        log: dir.join(format!("{name}.log")),
+        mtu_file: dir.join(format!("{name}.mtu")),
+    }
+}
+
+/// The state directory of lab `name`.
+pub fn state_dir(name: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(name)
+}
+
+/// What `lab up` was asked for.
+#[derive(Debug, Clone)]
+pub struct LabSpec<'a> {
+    /// Lab name.
+    pub name: &'a str,
+    /// Mode.
+    pub mode: Mode,
+    /// Number of nodes.
+    pub nodes: u8,
+    /// Pods per node.
+    pub pods: u8,
+    /// Dedicated route reflectors (0: node-to-node mesh).
+    pub route_reflectors: u8,
+    /// Datastore URL (`None`: SQLite in the state directory).
+    pub datastore: Option<&'a str>,
+}
+
+/// Lays out the nodes (the first half on subnet 1, the rest on subnet 2)
+/// with their pods, and the route reflectors (subnet 1, from .241).
+pub fn plan(spec: &LabSpec<'_>) -> Plan {
+    let (name, mode, nodes, pods, datastore) =
+        (spec.name, spec.mode, spec.nodes, spec.pods, spec.datastore);
+    let dir = state_dir(name);
+    let first_half = nodes.div_ceil(2);
+    let node_plans: Vec<NodePlan> = (1..=nodes)
+        .map(|i| {
+            let subnet = if i <= first_half { 1 } else { 2 };
+            let n = format!("node{i}");
+            node_plan(&dir, &n, format!("{name}-{n}"), subnet, 10 + u16::from(i))
+        })
+        .collect();
+    let route_reflectors = (1..=spec.route_reflectors)
+        .map(|k| {
+            let n = format!("rr{k}");
+            node_plan(&dir, &n, format!("{name}-{n}"), 1, 240 + u16::from(k))
+        })
+        .collect();
+    let router_node = mode
+        .router_runs_bgp()
+        .then(|| node_plan(&dir, "router", format!("{name}-router"), 1, 1));
+    let pod_plans = node_plans
+        .iter()
+        .flat_map(|n| {
+            (1..=pods).map(move |j| PodPlan {
+                name: format!("{}-pod{j}", n.name),
+                netns: format!("{name}-{}-pod{j}", n.name),
+                node: n.name.clone(),
+                node_netns: n.netns.clone(),
+            })
+        })
+        .collect();
+    Plan {
+        name: name.to_string(),
+        mode,
+        datastore: datastore.map_or_else(
+            || format!("sqlite://{}", dir.join("tortie.db").display()),
+            str::to_string,
+        ),
+        router_netns: format!("{name}-router"),
+        dir,
+        nodes: node_plans,
+        router_node,
+        route_reflectors,
+        pods: pod_plans,
+    }
+}
+
+/// The cluster ID of the lab's route reflectors.
+pub const RR_CLUSTER_ID: &str = "224.0.0.1";
+
+/// The resources the lab applies: BGP configuration and the pool; with
+/// route reflectors, their Node resources (labelled, with the cluster ID)
+/// and the BGPPeer that peers every node with them instead of the mesh.
+pub fn manifest(plan: &Plan) -> String {
+    let (ipip, vxlan) = plan.mode.pool_modes();
+    let mesh = plan.route_reflectors.is_empty();
+    let mut rr = String::new();
+    for n in &plan.route_reflectors {
+        rr.push_str(&format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: {}\n  labels:\n    route-reflector: \"true\"\nspec:\n  bgp:\n    ipv4Address: {}\n    routeReflectorClusterID: {RR_CLUSTER_ID}\n",
+            n.name, n.ip
+        ));
+    }
+    if !mesh {
+        rr.push_str("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-with-route-reflectors\nspec:\n  nodeSelector: all()\n  peerSelector: route-reflector == 'true'\n");
+    }
+    format!(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  asNumber: 64512\n  nodeToNodeMeshEnabled: {mesh}\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL_CIDR}\n  blockSize: 26\n  ipipMode: {ipip}\n  vxlanMode: {vxlan}\n  natOutgoing: false\n{rr}"
+    )
+}
+
+/// The CNI network configuration for a pod on `node`.
+pub fn cni_conf(plan: &Plan, node: &NodePlan) -> serde_json::Value {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "k8s-pod-network",
+        "type": "tortie",
+        "datastore": plan.datastore,
+        "nodename": node.name,
+        "mtu": plan.mode.pod_mtu(),
+        "mtu_file": node.mtu_file,
+        "state_dir": plan.dir.join(format!("cni-{}", node.name)),
+        "ipam": {"type": "tortie-ipam"},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(
+        name: &str,
+        mode: Mode,
+        nodes: u8,
+        pods: u8,
+        ds: Option<&'static str>,
+    ) -> LabSpec<'static> {
+        LabSpec {
+            name: Box::leak(name.to_string().into_boxed_str()),
+            mode,
+            nodes,
+            pods,
+            route_reflectors: 0,
+            datastore: ds,
+        }
+    }
+
+    #[test]
+    fn nodes_split_over_two_subnets() {
+        let p = plan(&spec("tortie", Mode::VxlanCrosssubnet, 3, 2, None));
+        let ips: Vec<&str> = p.nodes.iter().map(|n| n.ip.as_str()).collect();
+        assert_eq!(ips, ["10.0.1.11/24", "10.0.1.12/24", "10.0.2.13/24"]);
+        assert_eq!(p.nodes[0].netns, "tortie-node1");
+        assert_eq!(p.pods.len(), 6);
+        assert_eq!(p.pods[5].netns, "tortie-node3-pod2");
+        assert_eq!(p.datastore, "sqlite:///run/tortie-lab/tortie/tortie.db");
+        assert!(p.router_node.is_none());
+    }
+
+    #[test]
+    fn bgp_mode_makes_the_router_a_bgp_node() {
+        let p = plan(&spec("lab", Mode::Bgp, 2, 1, Some("etcd://127.0.0.1:2379")));
+        let r = p.router_node.unwrap();
+        assert_eq!(
+            (r.netns.as_str(), r.ip.as_str()),
+            ("lab-router", "10.0.1.1/24")
+        );
+        assert_eq!(p.datastore, "etcd://127.0.0.1:2379");
+    }
+
+    #[test]
+    fn router_side_interface_names_fit_in_15_bytes() {
+        let p = plan(&spec("averyveryverylongname", Mode::Bgp, 200, 1, None));
+        assert!(p.nodes.iter().all(|n| n.router_if.len() <= 15));
+        let mut names: Vec<_> = p.nodes.iter().map(|n| &n.router_if).collect();
+        names.dedup();
+        assert_eq!(names.len(), 200);
+    }
+
+    #[test]
+    fn the_manifest_sets_the_pool_modes() {
+        let m = manifest(&plan(&spec("t", Mode::VxlanCrosssubnet, 2, 1, None)));
+        assert!(m.contains("vxlanMode: CrossSubnet"));
+        assert!(m.contains("nodeToNodeMeshEnabled: true"));
+        assert!(tortie_model::parse_manifest(&m).is_ok());
+    }
+
+    #[test]
+    fn route_reflectors_replace_the_mesh() {
+        let mut s = spec("t", Mode::Bgp, 2, 1, None);
+        s.route_reflectors = 2;
+        let p = plan(&s);
+        assert_eq!(p.route_reflectors[1].ip, "10.0.1.242/24");
+        let m = manifest(&p);
+        assert!(m.contains("nodeToNodeMeshEnabled: false"));
+        let r = tortie_model::parse_manifest(&m).unwrap();
+        assert_eq!(r.len(), 5, "{m}");
+    }
+}

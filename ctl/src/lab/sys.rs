@@ -1,0 +1,280 @@
+//! The lab's system work: namespaces, veths and bridges through `ip`,
+//! tortie-node processes (recorded by PID), the CNI plugin run as a runtime
+//! runs it, and the lab's state file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+use super::plan::{NodePlan, Plan, PodPlan};
+
+/// What `lab up` created, saved as `state.json` after every step so that
+/// `lab down` (or an interrupted `up`) can undo it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    /// The layout.
+    pub plan: Plan,
+    /// tortie-node PIDs by node name.
+    pub pids: BTreeMap<String, u32>,
+    /// Pod IPs by pod name.
+    pub pod_ips: BTreeMap<String, String>,
+}
+
+impl LabState {
+    /// The state file of a lab directory.
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    /// Writes the state file.
+    pub fn save(&self) -> anyhow::Result<()> {
+        let p = Self::path(&self.plan.dir);
+        std::fs::write(&p, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", p.display()))
+    }
+
+    /// Reads the state file of lab directory `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let p = Self::path(dir);
+        let bytes = std::fs::read(&p)
+            .with_context(|| format!("no lab state at {} (is the lab up?)", p.display()))?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// Runs a command, failing with its stderr.
+pub fn run(prog: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {prog}"))?;
+    if !out.status.success() {
+        bail!(
+            "`{prog} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `ip netns exec NS ip ARGS...`.
+pub fn ip_in(ns: &str, args: &[&str]) -> anyhow::Result<String> {
+    let mut a = vec!["netns", "exec", ns, "ip"];
+    a.extend_from_slice(args);
+    run("ip", &a)
+}
+
+/// Writes a sysctl inside a namespace.
+pub fn sysctl_in(ns: &str, key: &str, value: &str) -> anyhow::Result<()> {
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            &format!("{key}={value}"),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// Creates a namespace with loopback up.
+pub fn create_netns(ns: &str) -> anyhow::Result<()> {
+    run("ip", &["netns", "add", ns])?;
+    ip_in(ns, &["link", "set", "lo", "up"]).map(|_| ())
+}
+
+/// Namespaces whose names start with `<name>-`.
+pub fn lab_namespaces(name: &str) -> Vec<String> {
+    let prefix = format!("{name}-");
+    run("ip", &["netns", "list"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Builds the router namespace with one bridge per subnet.
+pub fn build_router(plan: &Plan) -> anyhow::Result<()> {
+    let r = &plan.router_netns;
+    create_netns(r)?;
+    for s in [1, 2] {
+        let br = format!("br{s}");
+        ip_in(r, &["link", "add", "name", &br, "type", "bridge"])?;
+        ip_in(r, &["addr", "add", &format!("10.0.{s}.1/24"), "dev", &br])?;
+        ip_in(r, &["link", "set", &br, "up"])?;
+    }
+    sysctl_in(r, "net.ipv4.ip_forward", "1")
+}
+
+/// Builds a node namespace wired to its subnet's bridge.
+pub fn build_node(plan: &Plan, n: &NodePlan) -> anyhow::Result<()> {
+    let r = &plan.router_netns;
+    create_netns(&n.netns)?;
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "name",
+            &n.router_if,
+            "netns",
+            r,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &n.netns,
+        ],
+    )?;
+    ip_in(
+        r,
+        &[
+            "link",
+            "set",
+            &n.router_if,
+            "master",
+            &format!("br{}", n.subnet),
+        ],
+    )?;
+    ip_in(r, &["link", "set", &n.router_if, "up"])?;
+    ip_in(&n.netns, &["addr", "add", &n.ip, "dev", "eth0"])?;
+    ip_in(&n.netns, &["link", "set", "eth0", "up"])?;
+    ip_in(
+        &n.netns,
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.0.{}.1", n.subnet),
+        ],
+    )?;
+    sysctl_in(&n.netns, "net.ipv4.ip_forward", "1")
+}
+
+/// Starts tortie-node in `netns` (`dataplane` false: BGP only, as a
+/// dedicated route reflector) in its own process group; returns its PID.
+pub fn start_node(
+    bin: &Path,
+    plan: &Plan,
+    n: &NodePlan,
+    netns: &str,
+    dataplane: bool,
+) -> anyhow::Result<u32> {
+    let log = File::create(&n.log).with_context(|| format!("cannot create {}", n.log.display()))?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(bin)
+        .args([
+            "--datastore",
+            &plan.datastore,
+            "--node-name",
+            &n.name,
+            "--node-ip",
+            &n.ip,
+        ])
+        .arg("--control-socket")
+        .arg(&n.control_socket)
+        .arg("--mtu-file")
+        .arg(&n.mtu_file)
+        .args(["--http-addr", "127.0.0.1:9099", "--log-level", "info"])
+        .args(["--dataplane", if dataplane { "linux" } else { "none" }])
+        .env_remove("TORTIE_DATASTORE")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start tortie-node")?;
+    Ok(child.id())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+/// Stops a recorded process: SIGTERM, then SIGKILL after 5 s.
+pub fn stop_pid(pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    let _ = run("kill", &["-TERM", &pid.to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        let _ = run("kill", &["-KILL", &pid.to_string()]);
+    }
+}
+
+/// Runs the `tortie` CNI plugin for `pod` inside its node's namespace as a
+/// runtime does; returns the pod IP.
+pub fn cni_add(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyhow::Result<String> {
+    let cid = format!("lab-{}", pod.netns);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &pod.node_netns])
+        .arg(bin_dir.join("tortie"))
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", &cid)
+        .env("CNI_NETNS", format!("/var/run/netns/{}", pod.netns))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", bin_dir)
+        .env(
+            "CNI_ARGS",
+            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={cid}", pod.name),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run the tortie CNI plugin")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(conf.to_string().as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "CNI ADD for {} failed: {} {}",
+            pod.name,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .with_context(|| format!("CNI ADD for {} printed no JSON: {stdout}", pod.name))?;
+    let addr = v["ips"][0]["address"].as_str().unwrap_or_default();
+    let ip = addr.split('/').next().unwrap_or_default();
+    if ip.is_empty() {
+        bail!("CNI ADD for {} returned no address: {stdout}", pod.name);
+    }
+    Ok(ip.to_string())
+}
+
+/// One ping from a namespace; true if it was answered.
+pub fn ping(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", "-q", ip])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

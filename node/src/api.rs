@@ -1,0 +1,179 @@
+//! The status API on the control socket: one JSON request line in, one JSON
+//! response line out, then the connection closes. The types here are the
+//! `node status -o json` and `bgp rib -o json` shapes of INTERFACES.md;
+//! [`query`] is the blocking client tortiectl uses.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::learned::RibEntry;
+
+/// Default control socket path.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tortie/node.sock";
+
+/// A request on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// The node's status.
+    Status,
+    /// The Loc-RIB, optionally of one family (`ipv4` / `ipv6`).
+    Rib {
+        /// `ipv4`, `ipv6` or none for both.
+        #[serde(default)]
+        afi: Option<String>,
+    },
+}
+
+/// One peer as `node status -o json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// The peer's AS.
+    pub asn: u32,
+    /// `node-to-node mesh`, `global`, `node specific`, `route reflector client`, `route reflector`.
+    #[serde(rename = "type")]
+    pub peer_type: String,
+    /// RFC 4271 state name.
+    pub state: String,
+    /// When the state last changed (RFC 3339).
+    pub since: String,
+    /// Prefixes received.
+    pub prefixes_received: u64,
+    /// Prefixes sent.
+    pub prefixes_sent: u64,
+    /// The last error, in words.
+    pub last_error: Option<String>,
+}
+
+/// The FIB part of the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FibReport {
+    /// The kernel holds exactly the desired routes.
+    pub in_sync: bool,
+    /// Routes felix owns.
+    pub routes: u64,
+}
+
+/// `node status -o json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Node name.
+    pub node: String,
+    /// BGP identifier.
+    pub router_id: String,
+    /// Our AS.
+    pub asn: u32,
+    /// See `/readyz`.
+    pub ready: bool,
+    /// Every configured peer.
+    pub peers: Vec<PeerReport>,
+    /// The FIB.
+    pub fib: FibReport,
+}
+
+/// A response on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(NodeStatus),
+    /// Answer to [`Request::Rib`].
+    Rib(Vec<RibEntry>),
+    /// The request failed.
+    Error(String),
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The socket could not be reached.
+    #[error("cannot reach tortie-node at {path}: {source} (is tortie-node running? set --control-socket or TORTIE_CONTROL_SOCKET)")]
+    Connect {
+        /// The socket path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Reading or writing failed.
+    #[error("talking to tortie-node: {0}")]
+    Io(#[from] std::io::Error),
+    /// The answer did not parse.
+    #[error("tortie-node sent an answer that does not parse: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// tortie-node refused the request.
+    #[error("tortie-node: {0}")]
+    Refused(String),
+}
+
+/// Sends one request and reads the response (blocking, 10 s timeout).
+pub fn query(socket: &Path, req: &Request) -> Result<Response, QueryError> {
+    let mut s = UnixStream::connect(socket).map_err(|source| QueryError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    match serde_json::from_str(&answer)? {
+        Response::Error(e) => Err(QueryError::Refused(e)),
+        r => Ok(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_json() {
+        assert_eq!(
+            serde_json::to_string(&Request::Status).unwrap(),
+            r#"{"request":"status"}"#
+        );
+        let r: Request = serde_json::from_str(r#"{"request":"rib","afi":"ipv4"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Rib {
+                afi: Some("ipv4".into())
+            }
+        );
+    }
+
+    #[test]
+    fn node_status_has_the_contract_fields() {
+        let s = NodeStatus {
+            node: "node1".into(),
+            router_id: "10.0.1.5".into(),
+            asn: 64512,
+            ready: true,
+            peers: vec![PeerReport {
+                address: "10.0.1.6".parse().unwrap(),
+                asn: 64512,
+                peer_type: "node-to-node mesh".into(),
+                state: "Established".into(),
+                since: "2026-11-29T07:00:00Z".into(),
+                prefixes_received: 3,
+                prefixes_sent: 2,
+                last_error: None,
+            }],
+            fib: FibReport {
+                in_sync: true,
+                routes: 12,
+            },
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["peers"][0]["type"], "node-to-node mesh");
+        assert_eq!(v["fib"]["routes"], 12);
+        assert_eq!(v["peers"][0]["last_error"], serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,293 @@
+//! Node IP autodetection (`--ip-autodetect`), as calico-node's
+//! `IP_AUTODETECTION_METHOD`: a pure choice over a list of interfaces and
+//! their addresses, plus a reader of this namespace's real interfaces.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use regex::Regex;
+
+/// One interface and its addresses (with prefix lengths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddrs {
+    /// Interface name.
+    pub name: String,
+    /// Its addresses.
+    pub addrs: Vec<IpNet>,
+}
+
+/// How to choose the node IP.
+#[derive(Debug, Clone)]
+pub enum AutodetectMethod {
+    /// The first address of the first usable interface.
+    FirstFound,
+    /// The first address of an interface whose name matches.
+    Interface(Regex),
+    /// Like first-found, skipping interfaces whose name matches.
+    SkipInterface(Regex),
+    /// The first address inside one of these CIDRs.
+    Cidr(Vec<IpNet>),
+    /// The address the kernel would use as source towards this IP.
+    CanReach(IpAddr),
+}
+
+/// A method that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("--ip-autodetect: {value:?} is invalid: {why} (valid: first-found, interface=REGEX, skip-interface=REGEX, cidr=CIDR[,CIDR], can-reach=IP)")]
+pub struct MethodError {
+    /// The value given.
+    pub value: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl FromStr for AutodetectMethod {
+    type Err = MethodError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why: String| MethodError {
+            value: s.to_string(),
+            why,
+        };
+        let regex = |r: &str| Regex::new(r).map_err(|e| err(format!("bad regex: {e}")));
+        if s == "first-found" {
+            return Ok(Self::FirstFound);
+        }
+        let Some((k, v)) = s.split_once('=') else {
+            return Err(err("unknown method".into()));
+        };
+        match k {
+            "interface" => Ok(Self::Interface(regex(v)?)),
+            "skip-interface" => Ok(Self::SkipInterface(regex(v)?)),
+            "cidr" => v
+                .split(',')
+                .map(|c| c.trim().parse::<IpNet>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Cidr)
+                .map_err(|e| err(format!("bad CIDR: {e}"))),
+            "can-reach" => v
+                .parse()
+                .map(Self::CanReach)
+                .map_err(|e| err(format!("bad IP: {e}"))),
+            _ => Err(err("unknown method".into())),
+        }
+    }
+}
+
+/// Interfaces calico-node's first-found never picks.
+const EXCLUDED_PREFIXES: &[&str] = &[
+    "lo",
+    "docker",
+    "cbr",
+    "cali",
+    "tunl",
+    "vxlan",
+    "virbr",
+    "veth",
+    "kube-ipvs",
+    "cni",
+    "flannel",
+    "weave",
+    "podman",
+    "br-",
+];
+
+fn usable_v4(n: &IpNet) -> bool {
+    match n.addr() {
+        IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local() && !a.is_unspecified(),
+        IpAddr::V6(_) => false,
+    }
+}
+
+fn excluded(name: &str) -> bool {
+    EXCLUDED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Chooses the IPv4 node address with its prefix length. For `CanReach`,
+/// `route_source` is the kernel's source address towards the target.
+pub fn choose(
+    method: &AutodetectMethod,
+    interfaces: &[InterfaceAddrs],
+    route_source: Option<IpAddr>,
+) -> Option<IpNet> {
+    let first = |pick: &dyn Fn(&InterfaceAddrs) -> bool| {
+        interfaces
+            .iter()
+            .filter(|i| pick(i))
+            .flat_map(|i| i.addrs.iter())
+            .find(|a| usable_v4(a))
+            .copied()
+    };
+    match method {
+        AutodetectMethod::FirstFound => first(&|i| !excluded(&i.name)),
+        AutodetectMethod::Interface(re) => first(&|i| re.is_match(&i.name)),
+        AutodetectMethod::SkipInterface(re) => {
+            first(&|i| !excluded(&i.name) && !re.is_match(&i.name))
+        }
+        AutodetectMethod::Cidr(cidrs) => interfaces
+            .iter()
+            .flat_map(|i| i.addrs.iter())
+            .find(|a| usable_v4(a) && cidrs.iter().any(|c| c.contains(&a.addr())))
+            .copied(),
+        AutodetectMethod::CanReach(_) => {
+            let src = route_source?;
+            interfaces
+                .iter()
+                .flat_map(|i| i.addrs.iter())
+                .find(|a| a.addr() == src)
+                .copied()
+        }
+    }
+}
+
+/// Why the real interfaces could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// `ip` could not be run.
+    #[error("cannot run `ip -j addr show`: {0}")]
+    Run(#[from] std::io::Error),
+    /// Its output did not parse.
+    #[error("cannot parse `ip -j addr show` output: {0}")]
+    Parse(#[from] serde_json::Error),
+}
+
+/// This namespace's interfaces and addresses, in kernel order (via `ip -j`).
+pub fn read_interfaces() -> Result<Vec<InterfaceAddrs>, ReadError> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "addr", "show"])
+        .output()?;
+    parse_ip_json(&out.stdout)
+}
+
+/// Parses `ip -j addr show` output.
+pub fn parse_ip_json(bytes: &[u8]) -> Result<Vec<InterfaceAddrs>, ReadError> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        ifname: String,
+        #[serde(default)]
+        addr_info: Vec<Addr>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Addr {
+        local: Option<IpAddr>,
+        prefixlen: Option<u8>,
+    }
+    let links: Vec<Link> = serde_json::from_slice(bytes)?;
+    Ok(links
+        .into_iter()
+        .map(|l| InterfaceAddrs {
+            name: l.ifname,
+            addrs: l
+                .addr_info
+                .iter()
+                .filter_map(|a| IpNet::new(a.local?, a.prefixlen?).ok())
+                .collect(),
+        })
+        .collect())
+}
+
+/// The source address the kernel picks towards `target` (a connected UDP
+/// socket sends nothing).
+pub fn route_source(target: IpAddr) -> Option<IpAddr> {
+    let bind = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect((target, 9)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// Detects the node IP in this namespace with `method`.
+pub fn detect(method: &AutodetectMethod) -> Result<Option<IpNet>, ReadError> {
+    let interfaces = read_interfaces()?;
+    let src = match method {
+        AutodetectMethod::CanReach(ip) => route_source(*ip),
+        _ => None,
+    };
+    Ok(choose(method, &interfaces, src))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ifs() -> Vec<InterfaceAddrs> {
+        let i = |name: &str, addrs: &[&str]| InterfaceAddrs {
+            name: name.into(),
+            addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+        };
+        vec![
+            i("lo", &["127.0.0.1/8"]),
+            i("docker0", &["172.17.0.1/16"]),
+            i("eth0", &["fe80::1/64", "10.0.1.5/24"]),
+            i("eth1", &["192.168.7.2/24"]),
+            i("cali1234", &["169.254.1.1/32"]),
+        ]
+    }
+
+    fn m(s: &str) -> AutodetectMethod {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn first_found_skips_loopback_docker_and_ipv6() {
+        assert_eq!(
+            choose(&m("first-found"), &ifs(), None),
+            Some("10.0.1.5/24".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn interface_regex_picks_the_matching_interface() {
+        assert_eq!(
+            choose(&m("interface=eth1"), &ifs(), None),
+            Some("192.168.7.2/24".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn skip_interface_regex_skips_matching_interfaces() {
+        assert_eq!(
+            choose(&m("skip-interface=eth0"), &ifs(), None),
+            Some("192.168.7.2/24".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn cidr_picks_the_address_inside_one_of_the_cidrs() {
+        assert_eq!(
+            choose(&m("cidr=10.9.0.0/16,192.168.0.0/16"), &ifs(), None),
+            Some("192.168.7.2/24".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn can_reach_picks_the_route_source_with_its_prefix_length() {
+        let src = Some("192.168.7.2".parse().unwrap());
+        assert_eq!(
+            choose(&m("can-reach=192.168.7.1"), &ifs(), src),
+            Some("192.168.7.2/24".parse().unwrap())
+        );
+        assert_eq!(choose(&m("can-reach=192.168.7.1"), &ifs(), None), None);
+    }
+
+    #[test]
+    fn bad_methods_name_the_valid_ones() {
+        let e = "bogus".parse::<AutodetectMethod>().unwrap_err();
+        assert!(e.to_string().contains("first-found"), "{e}");
+        assert!("interface=(".parse::<AutodetectMethod>().is_err());
+        assert!("cidr=10.0.0.0/33".parse::<AutodetectMethod>().is_err());
+    }
+
+    #[test]
+    fn ip_json_parses_into_interfaces() {
+        let j = br#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+                     {"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.0.1.5","prefixlen":24}]}]"#;
+        let v = parse_ip_json(j).unwrap();
+        assert_eq!(v[1].name, "eth0");
+        assert_eq!(v[1].addrs, vec!["10.0.1.5/24".parse::<IpNet>().unwrap()]);
+    }
+}

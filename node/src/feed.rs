@@ -1,0 +1,253 @@
+//! Converts the datastore snapshot and the BGP-learned routes into felix's
+//! own input: local workloads, affine blocks (blackholes), remote blocks with
+//! next hops (from BGP, or from the datastore for VXLAN pools), pools with
+//! their modes, and the other nodes' VTEPs. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use tortie_felix::input::{
+    EncapMode, FelixInput, LocalWorkload, PathSource, Pool, RemoteBlock, RemoteVtep,
+};
+use tortie_model::ippool::EncapMode as ModelEncap;
+
+use crate::snapshot::{node_addr, Snapshot};
+use crate::sync::format_mac;
+
+fn encap(m: ModelEncap) -> EncapMode {
+    match m {
+        ModelEncap::Never => EncapMode::Never,
+        ModelEncap::Always => EncapMode::Always,
+        ModelEncap::CrossSubnet => EncapMode::CrossSubnet,
+    }
+}
+
+fn pools(snap: &Snapshot) -> Vec<Pool> {
+    snap.pools
+        .iter()
+        .filter(|p| !p.spec.disabled)
+        .map(|p| Pool {
+            cidr: p.spec.cidr,
+            ipip_mode: encap(p.spec.ipip_mode()),
+            vxlan_mode: encap(p.spec.vxlan_mode()),
+            nat_outgoing: p.spec.nat_outgoing,
+        })
+        .collect()
+}
+
+fn workloads(snap: &Snapshot, me: &str) -> Vec<LocalWorkload> {
+    snap.workloads
+        .iter()
+        .filter(|w| w.spec.node == me && !w.spec.interface_name.is_empty())
+        .map(|w| LocalWorkload {
+            interface: w.spec.interface_name.clone(),
+            addresses: w.spec.ip_networks.iter().map(|n| n.addr()).collect(),
+        })
+        .collect()
+}
+
+fn vteps(snap: &Snapshot, me: &str) -> Vec<RemoteVtep> {
+    snap.nodes
+        .iter()
+        .filter(|n| n.metadata.name != me)
+        .filter_map(|n| {
+            let vtep = n.spec.ipv4_vxlan_tunnel_addr?;
+            Some(RemoteVtep {
+                node: n.metadata.name.clone(),
+                node_ip: node_addr(n)?,
+                vtep_ip: IpAddr::V4(vtep),
+                vtep_mac: n.spec.vxlan_tunnel_mac_addr.clone().unwrap_or_else(|| {
+                    format_mac(tortie_felix::desired::mac_for_node(&n.metadata.name))
+                }),
+            })
+        })
+        .collect()
+}
+
+/// True if felix encapsulates towards `hop` for this pool, or `hop` is on
+/// our subnet: only then can a route via `hop` be installed (a plain
+/// gateway must be on-link; off-subnet blocks follow the default route).
+fn usable_hop(input: &FelixInput, connected: &[IpNet], pool: Option<&Pool>, hop: IpAddr) -> bool {
+    let same = input.node_ip.is_some_and(|n| n.trunc().contains(&hop))
+        || connected.iter().any(|n| n.trunc().contains(&hop));
+    let encaps = |m: EncapMode| match m {
+        EncapMode::Never => false,
+        EncapMode::Always => true,
+        EncapMode::CrossSubnet => !same,
+    };
+    same || pool.is_some_and(|p| encaps(p.ipip_mode) || encaps(p.vxlan_mode))
+}
+
+fn vxlan_pool(input: &FelixInput, net: &IpNet) -> bool {
+    input
+        .pool_of(net)
+        .is_some_and(|p| p.vxlan_mode != EncapMode::Never)
+}
+
+fn bgp_blocks(
+    input: &FelixInput,
+    connected: &[IpNet],
+    learned: &BTreeMap<IpNet, BTreeSet<IpAddr>>,
+) -> Vec<RemoteBlock> {
+    learned
+        .iter()
+        .filter(|(net, _)| !input.local_blocks.contains(net) && !vxlan_pool(input, net))
+        .filter_map(|(net, hops)| {
+            let pool = input.pool_of(net);
+            let next_hops: Vec<IpAddr> = hops
+                .iter()
+                .copied()
+                .filter(|h| usable_hop(input, connected, pool, *h))
+                .collect();
+            (!next_hops.is_empty()).then_some(RemoteBlock {
+                cidr: *net,
+                next_hops,
+                source: PathSource::Bgp,
+            })
+        })
+        .collect()
+}
+
+fn datastore_blocks(input: &FelixInput, snap: &Snapshot, me: &str) -> Vec<RemoteBlock> {
+    snap.affinities
+        .iter()
+        .filter(|(n, b)| n != me && vxlan_pool(input, b))
+        .filter_map(|(n, b)| {
+            let hop = snap.node(n).and_then(node_addr)?;
+            Some(RemoteBlock {
+                cidr: *b,
+                next_hops: vec![hop],
+                source: PathSource::Datastore,
+            })
+        })
+        .collect()
+}
+
+/// What [`felix_input`] needs besides the snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedContext<'a> {
+    /// Our node name.
+    pub me: &'a str,
+    /// Our node IP with prefix length.
+    pub node_ip: IpNet,
+    /// Subnets connected to this namespace (next hops there are on-link).
+    pub connected: &'a [IpNet],
+}
+
+/// Felix's input for node `ctx.me`.
+pub fn felix_input(
+    snap: &Snapshot,
+    ctx: FeedContext<'_>,
+    learned: &BTreeMap<IpNet, BTreeSet<IpAddr>>,
+) -> FelixInput {
+    let (me, node_ip) = (ctx.me, ctx.node_ip);
+    let node = snap.node(me);
+    let mut input = FelixInput {
+        node_name: me.to_string(),
+        node_ip: Some(node_ip),
+        ipip_tunnel_addr: node
+            .and_then(|n| n.spec.bgp.as_ref())
+            .and_then(|b| b.ipv4_ipip_tunnel_addr)
+            .map(IpAddr::V4),
+        vxlan_tunnel_addr: node
+            .and_then(|n| n.spec.ipv4_vxlan_tunnel_addr)
+            .map(IpAddr::V4),
+        vxlan_tunnel_mac: node.and_then(|n| n.spec.vxlan_tunnel_mac_addr.clone()),
+        pools: pools(snap),
+        workloads: workloads(snap, me),
+        local_blocks: snap.blocks_of(me),
+        remote_vteps: vteps(snap, me),
+        ..FelixInput::default()
+    };
+    let mut remote = bgp_blocks(&input, ctx.connected, learned);
+    remote.extend(datastore_blocks(&input, snap, me));
+    input.remote_blocks = remote;
+    input
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tortie_model::{IpPool, Node, NodeBgpSpec};
+
+    fn node(name: &str, ip: &str) -> Node {
+        let mut n = Node::new(name);
+        n.spec.bgp = Some(NodeBgpSpec {
+            ipv4_address: Some(ip.parse().unwrap()),
+            ..Default::default()
+        });
+        n
+    }
+
+    fn snap(vxlan: ModelEncap) -> Snapshot {
+        let mut pool = IpPool::new("p", "10.244.0.0/16".parse().unwrap());
+        pool.spec.vxlan_mode = Some(vxlan);
+        Snapshot {
+            nodes: vec![
+                node("n1", "10.0.1.11/24"),
+                node("n2", "10.0.1.12/24"),
+                node("n3", "10.0.2.13/24"),
+            ],
+            pools: vec![pool],
+            affinities: vec![
+                ("n1".into(), "10.244.0.0/26".parse().unwrap()),
+                ("n2".into(), "10.244.0.64/26".parse().unwrap()),
+                ("n3".into(), "10.244.0.128/26".parse().unwrap()),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn learned() -> BTreeMap<IpNet, BTreeSet<IpAddr>> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "10.244.0.64/26".parse().unwrap(),
+            ["10.0.1.12".parse().unwrap()].into(),
+        );
+        m.insert(
+            "10.244.0.128/26".parse().unwrap(),
+            ["10.0.2.13".parse().unwrap()].into(),
+        );
+        m
+    }
+
+    fn ctx(connected: &[IpNet]) -> FeedContext<'_> {
+        FeedContext {
+            me: "n1",
+            node_ip: "10.0.1.11/24".parse().unwrap(),
+            connected,
+        }
+    }
+
+    #[test]
+    fn a_router_connected_to_both_subnets_installs_both() {
+        let nets: Vec<IpNet> = vec!["10.0.2.1/24".parse().unwrap()];
+        let i = felix_input(&snap(ModelEncap::Never), ctx(&nets), &learned());
+        assert_eq!(i.remote_blocks.len(), 2);
+    }
+
+    #[test]
+    fn bgp_mode_installs_on_subnet_next_hops_only() {
+        let i = felix_input(&snap(ModelEncap::Never), ctx(&[]), &learned());
+        assert_eq!(
+            i.local_blocks,
+            vec!["10.244.0.0/26".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(i.remote_blocks.len(), 1);
+        assert_eq!(i.remote_blocks[0].cidr.to_string(), "10.244.0.64/26");
+        assert_eq!(i.remote_blocks[0].source, PathSource::Bgp);
+    }
+
+    #[test]
+    fn vxlan_pools_take_remote_blocks_from_the_datastore() {
+        let i = felix_input(&snap(ModelEncap::CrossSubnet), ctx(&[]), &learned());
+        let cidrs: Vec<String> = i.remote_blocks.iter().map(|b| b.cidr.to_string()).collect();
+        assert_eq!(cidrs, ["10.244.0.64/26", "10.244.0.128/26"]);
+        assert!(i
+            .remote_blocks
+            .iter()
+            .all(|b| b.source == PathSource::Datastore));
+        assert_eq!(i.pools[0].vxlan_mode, EncapMode::CrossSubnet);
+    }
+}

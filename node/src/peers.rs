@@ -1,0 +1,329 @@
+//! Which BGP sessions this node must hold, computed from the datastore the
+//! way calico-node's confd does: the node-to-node mesh, BGPPeer objects
+//! (global, node-specific, nodeSelector, peerSelector) and route reflector
+//! clusters. Pure: the agent diffs the result against the running peers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use tortie_bgp_speaker::{Establishment, PeerConfig, PeerType, TimersConfig};
+use tortie_model::Node;
+
+use crate::snapshot::{node_addr, rr_cluster, Snapshot};
+
+/// Who we are, for peer computation.
+#[derive(Debug, Clone)]
+pub struct LocalIdentity {
+    /// Our node name.
+    pub name: String,
+    /// Our node IP (session source).
+    pub ip: IpAddr,
+    /// The BGP port every node listens on.
+    pub port: u16,
+}
+
+/// Timers for tortie's own sessions: retry quickly so that a cluster comes
+/// up in seconds.
+fn timers() -> TimersConfig {
+    TimersConfig {
+        connect_retry: 5,
+        ..TimersConfig::default()
+    }
+}
+
+fn base(me: &LocalIdentity, address: IpAddr, asn: u32, t: PeerType) -> PeerConfig {
+    let mut p = PeerConfig::new(address, asn);
+    p.port = me.port;
+    p.peer_type = t;
+    p.local_address = Some(me.ip);
+    p.timers = timers();
+    p.families = vec![tortie_bgp_speaker::AfiName::Ipv4];
+    // RFC 4456: we reflect routes to our clients (needs our cluster id).
+    p.route_reflector_client = t == PeerType::RouteReflectorClient;
+    p
+}
+
+/// The type of a session between two nodes given their RR roles.
+fn node_peer_type(local: &Node, remote: &Node, default: PeerType) -> PeerType {
+    match (rr_cluster(local), rr_cluster(remote)) {
+        (Some(_), None) => PeerType::RouteReflectorClient,
+        (_, Some(_)) => PeerType::RouteReflector,
+        (None, None) => default,
+    }
+}
+
+fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
+    if !snap.mesh_enabled() || rr_cluster(local).is_some() {
+        return;
+    }
+    for n in &snap.nodes {
+        if n.metadata.name == me.name || rr_cluster(n).is_some() {
+            continue;
+        }
+        let Some(addr) = node_addr(n) else { continue };
+        let mut p = base(me, addr, snap.node_asn(n), PeerType::Mesh);
+        p.establishment = Establishment::Mesh;
+        out.insert(addr, p);
+    }
+}
+
+/// Calico's reverse direction of a peerSelector: a node that a BGPPeer's
+/// peerSelector selects peers back with every node the BGPPeer applies to.
+fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
+    for bp in &snap.bgp_peers {
+        let spec = &bp.spec;
+        if !spec.selects_peer(&local.metadata.labels) {
+            continue;
+        }
+        for n in &snap.nodes {
+            if n.metadata.name == me.name
+                || !spec.applies_to_node(&n.metadata.name, &n.metadata.labels)
+            {
+                continue;
+            }
+            let Some(addr) = node_addr(n) else { continue };
+            let t = node_peer_type(local, n, PeerType::NodeSpecific);
+            out.entry(addr)
+                .or_insert_with(|| base(me, addr, snap.node_asn(n), t));
+        }
+    }
+}
+
+fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
+    let labels = &local.metadata.labels;
+    reverse_peers(snap, me, local, out);
+    for bp in &snap.bgp_peers {
+        let spec = &bp.spec;
+        if !spec.applies_to_node(&me.name, labels) {
+            continue;
+        }
+        let kind = if spec.node.is_some() || spec.node_selector.is_some() {
+            PeerType::NodeSpecific
+        } else {
+            PeerType::Global
+        };
+        if let Some(pip) = &spec.peer_ip {
+            let asn = spec.as_number.map_or_else(|| snap.default_asn(), |a| a.0);
+            let mut p = base(me, pip.ip, asn, kind);
+            p.port = pip.port.unwrap_or(179);
+            p.ttl_security = spec.ttl_security.filter(|t| *t > 0);
+            out.insert(pip.ip, p);
+        }
+        if spec.peer_selector.is_some() {
+            for n in &snap.nodes {
+                if n.metadata.name == me.name || !spec.selects_peer(&n.metadata.labels) {
+                    continue;
+                }
+                let Some(addr) = node_addr(n) else { continue };
+                let t = node_peer_type(local, n, kind);
+                out.insert(addr, base(me, addr, snap.node_asn(n), t));
+            }
+        }
+    }
+}
+
+/// Peers keyed by address.
+pub type PeerMap = BTreeMap<IpAddr, PeerConfig>;
+
+/// Every session this node must hold. Without our own Node resource there
+/// are none.
+pub fn desired_peers(snap: &Snapshot, me: &LocalIdentity) -> PeerMap {
+    let mut out = PeerMap::new();
+    let Some(local) = snap.node(&me.name) else {
+        return out;
+    };
+    mesh_peers(snap, me, local, &mut out);
+    explicit_peers(snap, me, local, &mut out);
+    out.remove(&me.ip);
+    out
+}
+
+/// What to do to go from `running` to `desired`.
+#[derive(Debug, Default, PartialEq)]
+pub struct PeerDiff {
+    /// New sessions.
+    pub add: Vec<PeerConfig>,
+    /// Changed sessions (only these restart).
+    pub update: Vec<PeerConfig>,
+    /// Sessions to stop.
+    pub remove: Vec<IpAddr>,
+}
+
+/// Diffs two peer maps.
+pub fn diff(running: &PeerMap, desired: &PeerMap) -> PeerDiff {
+    let mut d = PeerDiff::default();
+    for (addr, cfg) in desired {
+        match running.get(addr) {
+            None => d.add.push(cfg.clone()),
+            Some(old) if old != cfg => d.update.push(cfg.clone()),
+            Some(_) => {}
+        }
+    }
+    d.remove = running
+        .keys()
+        .filter(|a| !desired.contains_key(a))
+        .copied()
+        .collect();
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tortie_model::{BgpConfigurationSpec, BgpPeer, NodeBgpSpec};
+
+    fn node(name: &str, ip: &str, labels: &[(&str, &str)], rr: Option<&str>) -> Node {
+        let mut n = Node::new(name);
+        n.spec.bgp = Some(NodeBgpSpec {
+            ipv4_address: Some(ip.parse().unwrap()),
+            route_reflector_cluster_id: rr.map(|r| r.parse().unwrap()),
+            ..Default::default()
+        });
+        for (k, v) in labels {
+            n.metadata.labels.insert(k.to_string(), v.to_string());
+        }
+        n
+    }
+
+    fn me(name: &str, ip: &str) -> LocalIdentity {
+        LocalIdentity {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+            port: 179,
+        }
+    }
+
+    fn peer(yaml: &str) -> BgpPeer {
+        let text = format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: p\nspec:\n{yaml}"
+        );
+        match tortie_model::parse_manifest(&text).unwrap().remove(0) {
+            tortie_model::Resource::BgpPeer(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn snap3() -> Snapshot {
+        Snapshot {
+            nodes: vec![
+                node("n1", "10.0.1.11/24", &[], None),
+                node("n2", "10.0.1.12/24", &[], None),
+                node("n3", "10.0.2.13/24", &[("rack", "b")], None),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_mesh_peers_with_every_other_node() {
+        let p = desired_peers(&snap3(), &me("n1", "10.0.1.11"));
+        let addrs: Vec<String> = p.keys().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, ["10.0.1.12", "10.0.2.13"]);
+        assert!(p.values().all(|c| c.peer_type == PeerType::Mesh));
+        assert!(p.values().all(|c| c.establishment == Establishment::Mesh));
+    }
+
+    #[test]
+    fn no_sessions_without_our_own_node() {
+        assert!(desired_peers(&snap3(), &me("n9", "10.0.1.99")).is_empty());
+    }
+
+    #[test]
+    fn mesh_off_leaves_only_bgp_peers() {
+        let mut s = snap3();
+        s.bgp_config = Some(BgpConfigurationSpec {
+            node_to_node_mesh_enabled: Some(false),
+            ..Default::default()
+        });
+        s.bgp_peers = vec![peer("  peerIP: 192.0.2.1\n  asNumber: 65001\n")];
+        let p = desired_peers(&s, &me("n1", "10.0.1.11"));
+        assert_eq!(p.len(), 1);
+        let g = &p[&"192.0.2.1".parse::<IpAddr>().unwrap()];
+        assert_eq!((g.asn, g.peer_type), (65001, PeerType::Global));
+    }
+
+    #[test]
+    fn a_node_specific_peer_applies_only_to_its_node() {
+        let mut s = snap3();
+        s.bgp_peers = vec![peer("  node: n2\n  peerIP: 192.0.2.1\n  asNumber: 65001\n")];
+        assert_eq!(desired_peers(&s, &me("n1", "10.0.1.11")).len(), 2);
+        let p = desired_peers(&s, &me("n2", "10.0.1.12"));
+        assert_eq!(
+            p[&"192.0.2.1".parse::<IpAddr>().unwrap()].peer_type,
+            PeerType::NodeSpecific
+        );
+    }
+
+    #[test]
+    fn route_reflectors_leave_the_mesh_and_peer_by_selector() {
+        let mut s = snap3();
+        s.nodes[2] = node("n3", "10.0.2.13/24", &[("rr", "yes")], Some("1.0.0.1"));
+        s.bgp_peers = vec![peer("  nodeSelector: all()\n  peerSelector: rr == 'yes'\n")];
+        let p = desired_peers(&s, &me("n1", "10.0.1.11"));
+        let rr = &p[&"10.0.2.13".parse::<IpAddr>().unwrap()];
+        assert_eq!(rr.peer_type, PeerType::RouteReflector);
+        assert_eq!(
+            p[&"10.0.1.12".parse::<IpAddr>().unwrap()].peer_type,
+            PeerType::Mesh
+        );
+    }
+
+    #[test]
+    fn a_route_reflector_sees_its_clients() {
+        let mut s = snap3();
+        s.nodes[2] = node("n3", "10.0.2.13/24", &[("rr", "yes")], Some("1.0.0.1"));
+        s.bgp_peers = vec![peer("  nodeSelector: rr == 'yes'\n  peerSelector: all()\n")];
+        let p = desired_peers(&s, &me("n3", "10.0.2.13"));
+        assert_eq!(p.len(), 2);
+        assert!(p
+            .values()
+            .all(|c| c.peer_type == PeerType::RouteReflectorClient));
+        assert!(p.values().all(|c| c.route_reflector_client));
+    }
+
+    #[test]
+    fn a_peer_selected_node_peers_back_with_the_nodes_the_bgppeer_applies_to() {
+        let mut s = snap3();
+        s.nodes[2] = node("n3", "10.0.2.13/24", &[("rr", "yes")], Some("1.0.0.1"));
+        s.bgp_config = Some(BgpConfigurationSpec {
+            node_to_node_mesh_enabled: Some(false),
+            ..Default::default()
+        });
+        s.bgp_peers = vec![peer("  nodeSelector: all()\n  peerSelector: rr == 'yes'\n")];
+        let p = desired_peers(&s, &me("n3", "10.0.2.13"));
+        assert_eq!(p.len(), 2);
+        assert!(p.values().all(|c| c.route_reflector_client));
+        let c = desired_peers(&s, &me("n1", "10.0.1.11"));
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c.values().next().unwrap().peer_type,
+            PeerType::RouteReflector
+        );
+    }
+
+    #[test]
+    fn per_node_as_numbers_are_used() {
+        let mut s = snap3();
+        s.nodes[1].spec.bgp.as_mut().unwrap().as_number = Some(65002.into());
+        let p = desired_peers(&s, &me("n1", "10.0.1.11"));
+        assert_eq!(p[&"10.0.1.12".parse::<IpAddr>().unwrap()].asn, 65002);
+        assert_eq!(p[&"10.0.2.13".parse::<IpAddr>().unwrap()].asn, 64512);
+    }
+
+    #[test]
+    fn a_diff_touches_only_the_sessions_concerned() {
+        let s = snap3();
+        let me1 = me("n1", "10.0.1.11");
+        let before = desired_peers(&s, &me1);
+        let mut s2 = s.clone();
+        s2.nodes.remove(2);
+        s2.nodes.push(node("n4", "10.0.2.14/24", &[], None));
+        s2.nodes[1].spec.bgp.as_mut().unwrap().as_number = Some(65002.into());
+        let d = diff(&before, &desired_peers(&s2, &me1));
+        assert_eq!(d.add.len(), 1);
+        assert_eq!(d.add[0].address.to_string(), "10.0.2.14");
+        assert_eq!(d.update.len(), 1);
+        assert_eq!(d.update[0].asn, 65002);
+        assert_eq!(d.remove, vec!["10.0.2.13".parse::<IpAddr>().unwrap()]);
+    }
+}

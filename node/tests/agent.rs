@@ -1,0 +1,127 @@
+//! Two tortie-node processes (BGP only) in namespaces joined by a veth,
+//! sharing one SQLite datastore: each registers its Node with the address
+//! found by `--ip-autodetect`, they form the node-to-node mesh, and a block
+//! IPAM gives one node shows up in the other's RIB with that node as next hop.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tortie_datastore::{typed, BlockingStore, OpenOptions};
+use tortie_ipam_core::{AssignRequest, DatastoreIpamStore, Ipam};
+use tortie_model::{Kind, Resource};
+use tortie_node::api::{query, NodeStatus, Request, Response};
+use tortie_testkit::{unique_prefix, wait_until, ChildGuard, Netns};
+
+fn start(ns: &Netns, name: &str, db: &str, sock: &Path) -> ChildGuard {
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_tortie-node"));
+    cmd.args([
+        "--datastore",
+        db,
+        "--node-name",
+        name,
+        "--dataplane",
+        "none",
+    ])
+    .args(["--ip-autodetect", "interface=eth0", "--bgp-port", "17979"])
+    .arg("--control-socket")
+    .arg(sock)
+    .env_remove("TORTIE_NODE_IP");
+    ChildGuard::spawn(name, &mut cmd).unwrap()
+}
+
+fn status(sock: &Path) -> Option<NodeStatus> {
+    match query(sock, &Request::Status).ok()? {
+        Response::Status(s) => Some(s),
+        _ => None,
+    }
+}
+
+#[test]
+#[ignore = "root: network namespaces and tortie-node processes"]
+fn two_nodes_register_mesh_and_learn_each_others_blocks() {
+    let p = unique_prefix("agent");
+    let a = Netns::create(&format!("{p}a")).unwrap();
+    let b = Netns::create(&format!("{p}b")).unwrap();
+    a.veth_to("eth0", "10.77.0.1/24", &b, "eth0", "10.77.0.2/24")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = BlockingStore::open(&db, &OpenOptions::default()).unwrap();
+    let pool = tortie_model::parse_manifest(
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.240.0.0/16\n",
+    )
+    .unwrap();
+    store
+        .block_on(typed::apply(store.store().as_ref(), pool))
+        .unwrap();
+    let (sa, sb) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let _na = start(&a, "na", &db, &sa);
+    let _nb = start(&b, "nb", &db, &sb);
+
+    let established = |s: &Path| {
+        status(s).is_some_and(|st| {
+            st.peers.len() == 1
+                && st.peers[0].state == "Established"
+                && st.peers[0].peer_type == "node-to-node mesh"
+        })
+    };
+    wait_until(
+        "the mesh session",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || established(&sa) && established(&sb),
+    )
+    .unwrap();
+    let nodes = store
+        .block_on(typed::list(store.store().as_ref(), Kind::Node, None))
+        .unwrap();
+    let ips: Vec<String> = nodes
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Node(n) => n.spec.bgp.as_ref()?.ipv4_address.map(|i| i.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ips, ["10.77.0.1/24", "10.77.0.2/24"]);
+
+    let ipam = Ipam::new(DatastoreIpamStore::new(store));
+    let pools = ipam.store().pool_views("na").unwrap();
+    let got = ipam
+        .auto_assign(&AssignRequest::v4("test-handle", "na", 1), &pools)
+        .unwrap();
+    let ip = got.v4[0];
+    let learned = || match query(&sb, &Request::Rib { afi: None }) {
+        Ok(Response::Rib(r)) => r.iter().any(|e| {
+            let net: ipnet::IpNet = e.prefix.parse().unwrap();
+            net.contains(&ip)
+                && e.paths
+                    .iter()
+                    .any(|p| p.next_hop.to_string() == "10.77.0.1")
+        }),
+        _ => false,
+    };
+    wait_until(
+        "nb learns na's block",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        learned,
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            b.name(),
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "127.0.0.1:9099/livez",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
