@@ -11,15 +11,20 @@
 //!                         "next_hop_v6": "fd77::1", "password": "x",
 //!                         "timers": {"hold_time": 9, "connect_retry": 2}}]},
 //!  "originate": ["10.1.0.0/24", "fd01::/64"],
-//!  "status_file": "/tmp/speakerd-status.json"}
+//!  "status_file": "/tmp/speakerd-status.json",
+//!  "options": {"cluster_id": "10.99.0.1", "route_events": false}}
 //! ```
+//! `options` (all optional): `cluster_id` makes it a route reflector (peers
+//! with `"route_reflector_client": true` are its clients), `route_events:
+//! false` skips the per-peer Adj-RIB-In copies and per-route logs (benchmarks).
 //! Events are logged (`RUST_LOG=info`, `bgp::packet=trace` for messages);
-//! the peer status JSON is rewritten to `status_file` after every event.
+//! the peer status JSON is rewritten to `status_file` after every event
+//! and every 200 ms.
 //! Ctrl-C sends Cease / Administrative Shutdown to every peer and exits.
 
 use anyhow::Context;
 use serde::Deserialize;
-use tortie_bgp_speaker::{Speaker, SpeakerConfig, SpeakerEvent};
+use tortie_bgp_speaker::{Speaker, SpeakerConfig, SpeakerEvent, SpeakerOptions};
 use tortie_bgp_wire::{PathAttributes, Prefix};
 
 #[derive(Deserialize)]
@@ -30,6 +35,17 @@ struct File {
     originate: Vec<String>,
     #[serde(default)]
     status_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    options: Options,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    #[serde(default)]
+    cluster_id: Option<std::net::Ipv4Addr>,
+    #[serde(default)]
+    route_events: Option<bool>,
 }
 
 #[tokio::main]
@@ -52,25 +68,42 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("originate: {p:?} is not a prefix"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (handle, mut events) = Speaker::start(file.speaker)?;
+    let options = SpeakerOptions {
+        cluster_id: file.options.cluster_id,
+        route_events: file.options.route_events.unwrap_or(true),
+        ..SpeakerOptions::default()
+    };
+    let (handle, mut events) = Speaker::start_with(file.speaker, options)?;
     handle
         .originate(prefixes, PathAttributes::default())
         .await?;
+    // The status is also rewritten every 200 ms: without `Routes` events
+    // (route_events: false) counts change with no event.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 log_event(&ev);
-                if let Some(f) = &file.status_file {
-                    let st = handle.peer_status().await?;
-                    std::fs::write(f, serde_json::to_string_pretty(&st)?)?;
-                }
+                write_status(&handle, file.status_file.as_deref()).await?;
             }
+            _ = tick.tick() => write_status(&handle, file.status_file.as_deref()).await?,
             _ = tokio::signal::ctrl_c() => {
                 handle.shutdown().await?;
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+async fn write_status(
+    handle: &tortie_bgp_speaker::SpeakerHandle,
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(f) = path {
+        let st = handle.peer_status().await?;
+        std::fs::write(f, serde_json::to_string_pretty(&st)?)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
+pub use tortie_bgp_rib::NextHopMode;
 use tortie_bgp_session::PeerMode;
 
 /// The whole speaker.
@@ -166,6 +167,84 @@ pub struct PeerConfig {
     /// Timers.
     #[serde(default)]
     pub timers: TimersConfig,
+    /// This iBGP peer is our route reflector client (RFC 4456; needs
+    /// [`SpeakerOptions::cluster_id`]).
+    #[serde(default)]
+    pub route_reflector_client: bool,
+    /// Next hop of routes sent to this peer (Calico's `keepOriginalNextHop` = `keep`).
+    #[serde(default)]
+    pub next_hop_mode: NextHopMode,
+    /// Graceful restart offered in our OPEN (RFC 4724); `None` = not offered.
+    #[serde(default)]
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Cap on the peer's restart time in seconds (Calico's `maxRestartTime`).
+    #[serde(default)]
+    pub max_restart_time: Option<u32>,
+    /// ADD-PATH (RFC 7911) offered for every configured family; `None` = not offered.
+    #[serde(default)]
+    pub add_path: Option<AddPathConfig>,
+}
+
+/// Graceful restart as offered in our OPEN (RFC 4724 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GracefulRestartConfig {
+    /// Restart Time in seconds (at most 4095): how long the peer keeps our routes.
+    pub restart_time: u16,
+    /// Forwarding State bit per family: our forwarding survives a restart
+    /// (true for tortie-node: felix leaves the kernel routes in place).
+    pub forwarding_preserved: bool,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        Self {
+            restart_time: 120,
+            forwarding_preserved: true,
+        }
+    }
+}
+
+/// ADD-PATH directions offered (RFC 7911 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddPathConfig {
+    /// We accept several paths per prefix.
+    Receive,
+    /// We send the multipath set.
+    Send,
+    /// Both.
+    Both,
+}
+
+/// Speaker-wide settings beyond [`SpeakerConfig`] (kept apart so existing
+/// struct literals of `SpeakerConfig` stay valid): route reflection, multipath,
+/// export/import policy and graceful restart of the RIB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeakerOptions {
+    /// RFC 4456 cluster id: set on a route reflector.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Most paths of one multipath (ECMP) set.
+    pub max_paths: u16,
+    /// Calico's export/import rules; `None` = accept and export every unicast prefix.
+    pub policy: Option<tortie_bgp_rib::PolicyConfig>,
+    /// Keep per-peer Adj-RIBs-In in the peer tasks and emit
+    /// [`crate::SpeakerEvent::Routes`] (on by default; off saves memory per route).
+    pub route_events: bool,
+    /// Stale routes of a returning peer wait this long for its End-of-RIB (RFC 4724 §4.2).
+    pub stale_path_time: Duration,
+}
+
+impl Default for SpeakerOptions {
+    fn default() -> Self {
+        Self {
+            cluster_id: None,
+            max_paths: 16,
+            policy: None,
+            route_events: true,
+            stale_path_time: Duration::from_secs(360),
+        }
+    }
 }
 
 fn default_port() -> u16 {
@@ -194,6 +273,11 @@ impl PeerConfig {
             next_hop_v4: None,
             next_hop_v6: None,
             timers: TimersConfig::default(),
+            route_reflector_client: false,
+            next_hop_mode: NextHopMode::Auto,
+            graceful_restart: None,
+            max_restart_time: None,
+            add_path: None,
         }
     }
 

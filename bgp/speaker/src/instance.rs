@@ -1,19 +1,22 @@
-//! The instance task: owns the peer table, the listener and the originated
-//! set; dispatches accepted connections to peer tasks by address.
+//! The instance task: owns the peer table, the listener and the RIB
+//! (through [`RibDriver`]); dispatches accepted connections to peer tasks by
+//! address and routing messages of the peer tasks to the RIB.
 
-use crate::config::{PeerConfig, SpeakerConfig};
+use crate::config::{PeerConfig, SpeakerConfig, SpeakerOptions};
 use crate::peer::{supervise, PeerCmd, PeerShared};
-use crate::rib::Originated;
+use crate::routing::{FibEvent, RibDriver, RibMsg};
 use crate::status::PeerStatus;
 use crate::{SpeakerError, SpeakerEvent};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tortie_bgp_wire::{PathAttributes, Prefix};
+use tortie_bgp_rib::{DownKind, RibEntry};
+use tortie_bgp_wire::{Family, PathAttributes, Prefix};
 use tracing::Instrument;
 
 type Reply<T> = oneshot::Sender<T>;
@@ -27,6 +30,8 @@ pub(crate) enum Command {
     Originate(Vec<Prefix>, Arc<PathAttributes>, Reply<()>),
     Withdraw(Vec<Prefix>, Reply<()>),
     Status(Reply<Vec<PeerStatus>>),
+    RibQuery(Option<Family>, Reply<Vec<RibEntry>>),
+    SubscribeFib(Reply<mpsc::UnboundedReceiver<FibEvent>>),
     Shutdown(Reply<()>),
 }
 
@@ -43,7 +48,11 @@ pub(crate) struct Instance {
     pub cmd_rx: mpsc::UnboundedReceiver<Command>,
     pub events_tx: mpsc::UnboundedSender<SpeakerEvent>,
     peers: HashMap<IpAddr, PeerEntry>,
-    originated: Arc<Originated>,
+    routing: RibDriver,
+    rib_tx: mpsc::UnboundedSender<RibMsg>,
+    rib_rx: mpsc::UnboundedReceiver<RibMsg>,
+    epochs: Arc<AtomicU64>,
+    route_events: bool,
     unknown_warned: Option<tokio::time::Instant>,
 }
 
@@ -54,7 +63,24 @@ async fn accept_opt(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, std:
     }
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The peer a routing message is about.
+fn rib_msg_peer(m: &RibMsg) -> IpAddr {
+    match m {
+        RibMsg::Up { info, .. } => info.addr,
+        RibMsg::Down { peer, .. } | RibMsg::Update { peer, .. } | RibMsg::Refresh { peer, .. } => {
+            *peer
+        }
+    }
+}
+
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
@@ -64,17 +90,23 @@ fn canonical(ip: IpAddr) -> IpAddr {
 impl Instance {
     pub fn new(
         config: SpeakerConfig,
+        options: &SpeakerOptions,
         listener: Option<TcpListener>,
         cmd_rx: mpsc::UnboundedReceiver<Command>,
         events_tx: mpsc::UnboundedSender<SpeakerEvent>,
     ) -> Self {
+        let (rib_tx, rib_rx) = mpsc::unbounded_channel();
         Self {
+            routing: RibDriver::new(config.asn, config.router_id, options),
             config,
             listener,
             cmd_rx,
             events_tx,
             peers: HashMap::new(),
-            originated: Arc::new(Originated::default()),
+            rib_tx,
+            rib_rx,
+            epochs: Arc::new(AtomicU64::new(0)),
+            route_events: options.route_events,
             unknown_warned: None,
         }
     }
@@ -96,6 +128,11 @@ impl Instance {
                     None => return self.shutdown().await,
                     Some(cmd) => self.handle_command(cmd).await,
                 },
+                Some(m) = self.rib_rx.recv() => {
+                    let tx = self.peers.get(&rib_msg_peer(&m)).map(|e| &e.cmd_tx);
+                    self.routing.handle(m, tx);
+                }
+                () = sleep_until_opt(self.routing.deadline()) => self.routing.tick(),
                 r = accept_opt(&self.listener) => match r {
                     Ok((stream, remote)) => self.handle_accept(stream, canonical(remote.ip())),
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
@@ -117,6 +154,7 @@ impl Instance {
                 let r = match self.peers.remove(&addr) {
                     Some(e) => {
                         self.stop_peer(e).await;
+                        self.routing.peer_gone(addr, DownKind::Hard);
                         Ok(())
                     }
                     None => Err(SpeakerError::NoSuchPeer(addr)),
@@ -124,39 +162,46 @@ impl Instance {
                 let _ = reply.send(r);
             }
             Command::Originate(prefixes, attrs, reply) => {
-                let changed = Arc::make_mut(&mut self.originated).add(&prefixes, &attrs);
-                self.broadcast(changed, Vec::new());
+                self.routing.originate(&prefixes, (*attrs).clone());
                 let _ = reply.send(());
             }
             Command::Withdraw(prefixes, reply) => {
-                let gone = Arc::make_mut(&mut self.originated).remove(&prefixes);
-                self.broadcast(Vec::new(), gone);
+                self.routing.withdraw(&prefixes);
                 let _ = reply.send(());
             }
             Command::Status(reply) => {
-                let mut v: Vec<PeerStatus> = self
-                    .peers
-                    .values()
-                    .map(|e| e.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
-                    .collect();
-                v.sort_by_key(|s| s.address);
-                let _ = reply.send(v);
+                let _ = reply.send(self.status());
+            }
+            Command::RibQuery(family, reply) => {
+                let _ = reply.send(self.routing.query(family));
+            }
+            Command::SubscribeFib(reply) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.routing.subscribe(tx);
+                let _ = reply.send(rx);
             }
             Command::Shutdown(_) => {}
         }
     }
 
-    fn broadcast(&self, announce: Vec<Prefix>, withdraw: Vec<Prefix>) {
-        if announce.is_empty() && withdraw.is_empty() {
-            return;
-        }
-        for e in self.peers.values() {
-            let _ = e.cmd_tx.send(PeerCmd::Routes {
-                originated: self.originated.clone(),
-                announce: announce.clone(),
-                withdraw: withdraw.clone(),
-            });
-        }
+    /// Every peer's status; prefix counts come from the RIB while Established.
+    fn status(&self) -> Vec<PeerStatus> {
+        let mut v: Vec<PeerStatus> = self
+            .peers
+            .values()
+            .map(|e| {
+                let mut st = e.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some((sent, received)) = self.routing.counts(st.address) {
+                    st.prefixes_sent = sent;
+                    if !self.route_events {
+                        st.prefixes_received = received;
+                    }
+                }
+                st
+            })
+            .collect();
+        v.sort_by_key(|s| s.address);
+        v
     }
 
     fn handle_accept(&mut self, stream: TcpStream, remote: IpAddr) {
@@ -204,7 +249,10 @@ impl Instance {
             status: status.clone(),
             events_tx: self.events_tx.clone(),
             cmd_rx,
-            originated: self.originated.clone(),
+            rib_tx: self.rib_tx.clone(),
+            epochs: self.epochs.clone(),
+            route_events: self.route_events,
+            epoch: 0,
         };
         let span = tracing::info_span!("peer", addr = %cfg.address);
         let task = tokio::spawn(supervise(shared).instrument(span));
@@ -230,6 +278,7 @@ impl Instance {
         }
         if let Some(e) = self.peers.remove(&cfg.address) {
             self.stop_peer(e).await;
+            self.routing.peer_gone(cfg.address, DownKind::Hard);
         }
         self.add_peer(cfg)
     }
@@ -252,7 +301,9 @@ impl Instance {
     async fn shutdown(&mut self) {
         let peers: Vec<PeerEntry> = self.peers.drain().map(|(_, e)| e).collect();
         for e in peers {
+            let addr = e.cfg.address;
             self.stop_peer(e).await;
+            self.routing.peer_gone(addr, DownKind::Hard);
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The async BGP speaker: a listener, one task per peer driving the pure
-//! session FSM over TCP (with TCP MD5 and GTSM), a per-peer Adj-RIB-In, a
-//! set of originated prefixes, and an event stream out.
+//! session FSM over TCP (with TCP MD5 and GTSM), an instance loop that owns
+//! the pure RIB (`tortie-bgp-rib`: best path, policy, route reflection,
+//! ADD-PATH, graceful restart) and sends what it says, once per update
+//! group, an event stream out and a FIB stream for the dataplane.
 //!
-//! Must not: choose best paths, apply policy or reflect routes (that is
-//! `tortie-bgp-rib`, fed by [`SpeakerEvent`]s), touch the kernel routing
+//! Must not: decide routing itself (the RIB does), touch the kernel routing
 //! table, or let one peer's failure (even a panic) affect another peer.
 //!
 //! RFCs: 4271 (transport §8, UPDATE handling §9 for the Adj-RIB-In, §9.4
@@ -26,13 +27,19 @@ pub mod config;
 mod instance;
 mod peer;
 pub mod rib;
+mod routing;
 pub mod status;
 mod sys;
 pub mod transport;
 
-pub use config::{AfiName, Establishment, PeerConfig, PeerType, SpeakerConfig, TimersConfig};
+pub use config::{
+    AddPathConfig, AfiName, Establishment, GracefulRestartConfig, NextHopMode, PeerConfig,
+    PeerType, SpeakerConfig, SpeakerOptions, TimersConfig,
+};
 pub use rib::{AdjRibIn, Originated, Path};
+pub use routing::FibEvent;
 pub use status::{render_metrics, MessageCounters, PeerStatus};
+pub use tortie_bgp_rib::{FibRoute, FibUpdate, RibEntry, RibPath};
 
 use instance::{Command, Instance};
 use std::net::IpAddr;
@@ -41,6 +48,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tortie_bgp_session::Negotiated;
 use tortie_bgp_wire::{Family, Nlri, PathAttributes, Prefix};
+
+/// The receiving end of [`SpeakerHandle::subscribe_fib`].
+pub type FibRx = mpsc::UnboundedReceiver<FibEvent>;
 use tracing::Instrument;
 
 /// What the speaker tells its owner.
@@ -118,15 +128,37 @@ impl Speaker {
         Ok(Self::start_with_listener(config, listener))
     }
 
+    /// Like [`Speaker::start`], with [`SpeakerOptions`].
+    pub fn start_with(
+        config: SpeakerConfig,
+        options: SpeakerOptions,
+    ) -> Result<(SpeakerHandle, EventRx), SpeakerError> {
+        let listener = match config.listen {
+            Some(addr) => Some(transport::listen(addr).map_err(|e| SpeakerError::Listen(addr, e))?),
+            None => None,
+        };
+        Ok(Self::start_with_options(config, options, listener))
+    }
+
     /// Starts the speaker with a listener bound by the caller (tests inject one).
     pub fn start_with_listener(
         config: SpeakerConfig,
         listener: Option<TcpListener>,
     ) -> (SpeakerHandle, EventRx) {
+        Self::start_with_options(config, SpeakerOptions::default(), listener)
+    }
+
+    /// Starts the speaker with [`SpeakerOptions`] (route reflection, policy,
+    /// multipath) and an optional listener bound by the caller.
+    pub fn start_with_options(
+        config: SpeakerConfig,
+        options: SpeakerOptions,
+        listener: Option<TcpListener>,
+    ) -> (SpeakerHandle, EventRx) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("bgp", asn = config.asn);
-        let instance = Instance::new(config, listener, cmd_rx, events_tx);
+        let instance = Instance::new(config, &options, listener, cmd_rx, events_tx);
         tokio::spawn(instance.run().instrument(span));
         (SpeakerHandle { cmd_tx }, events_rx)
     }
@@ -184,6 +216,17 @@ impl SpeakerHandle {
     /// Every peer's status, sorted by address.
     pub async fn peer_status(&self) -> Result<Vec<PeerStatus>, SpeakerError> {
         self.ask(Command::Status).await
+    }
+
+    /// The Loc-RIB (`tortiectl bgp rib`): every prefix with its paths, best
+    /// first; `None` = both families.
+    pub async fn rib_query(&self, family: Option<Family>) -> Result<Vec<RibEntry>, SpeakerError> {
+        self.ask(|r| Command::RibQuery(family, r)).await
+    }
+
+    /// Forwarding changes from now on, starting with the whole current table.
+    pub async fn subscribe_fib(&self) -> Result<FibRx, SpeakerError> {
+        self.ask(Command::SubscribeFib).await
     }
 
     /// Stops every session and the speaker.

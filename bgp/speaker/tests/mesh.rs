@@ -162,3 +162,37 @@ async fn updating_one_peer_leaves_the_other_alone() {
     assert_eq!(to_b.flaps, 0, "the session to b was touched: {to_b:?}");
     assert_eq!(first_peer(&b.handle).await.flaps, 0);
 }
+
+#[tokio::test]
+async fn a_learned_route_shows_in_the_rib_query_and_the_fib_stream_and_leaves_both() {
+    let (a, b) = pair(Establishment::Mesh).await;
+    let mut fib = b.handle.subscribe_fib().await.unwrap();
+    // The first event is the whole table: a's block via a.
+    let Some(tortie_bgp_speaker::FibEvent::Routes(all)) = fib.recv().await else {
+        panic!("no table")
+    };
+    assert_eq!(all.len(), 1, "{all:?}");
+    let route = all[0].route.as_ref().unwrap();
+    assert_eq!(
+        route.next_hops,
+        vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+    );
+    assert!(!route.stale);
+    let rib = b.handle.rib_query(None).await.unwrap();
+    assert_eq!(rib.len(), 1);
+    assert_eq!(rib[0].prefix, "10.244.1.0/26");
+    assert!(rib[0].paths[0].best);
+    // A withdrawal reaches the FIB stream as a removal.
+    let block: Prefix = "10.244.1.0/26".parse().unwrap();
+    a.handle.withdraw(vec![block]).await.unwrap();
+    let ev = tokio::time::timeout(WAIT, fib.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let tortie_bgp_speaker::FibEvent::Routes(gone) = ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(gone.len(), 1);
+    assert!(gone[0].route.is_none(), "{gone:?}");
+    assert!(b.handle.rib_query(None).await.unwrap().is_empty());
+}

@@ -1,17 +1,18 @@
 //! What a peer run does with FSM outputs and received messages.
 
 use super::conn::{Connection, Origin};
-use super::routes::{family_of, split_update, Exporter};
-use super::{convert, now, PeerRun};
+use super::routes::split_update;
+use super::{convert, info, now, PeerRun};
+use crate::routing::RibMsg;
 use crate::SpeakerEvent;
-use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tortie_bgp_session::{
     notification::cease_subcode, resolve_collision, DownReason, Input, Keep, Negotiated,
     Notification, Output, Session, State,
 };
 use tortie_bgp_wire::{
-    encode, DecodeContext, Direction, Family, Message, NotificationMsg, OpenMsg, Prefix,
+    encode, DecodeContext, Direction, Family, Message, NotificationMsg, OpenMsg,
     RouteRefreshSubtype, UpdateMsg,
 };
 
@@ -88,8 +89,12 @@ impl PeerRun<'_> {
         }
         if std::mem::take(&mut self.established) {
             tracing::info!(reason = %reason, "session down");
+            let _ = self.sh.rib_tx.send(RibMsg::Down {
+                peer: self.peer(),
+                epoch: self.sh.epoch,
+                kind: info::down_kind(reason),
+            });
             self.rib_in.clear();
-            self.sent.clear();
             {
                 let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
                 st.prefixes_received = 0;
@@ -115,85 +120,24 @@ impl PeerRun<'_> {
             peer: self.peer(),
             negotiated: Arc::new(neg.clone()),
         });
-        // RFC 4271 §9.4 initial table, then End-of-RIB per family (RFC 4724 §2).
-        let all: Vec<Prefix> = self.sh.originated.iter().map(|(p, _)| *p).collect();
-        self.send_routes(&all, &[]).await?;
-        let mut buf = Vec::new();
-        for f in &neg.families {
-            let m = Message::Update(UpdateMsg::end_of_rib(convert::family_to_wire(*f)));
-            let _ = encode(&m, &self.ctx_tx, &mut buf);
-        }
-        self.write(&buf).await
+        // The RIB sends the initial table, then End-of-RIB per family
+        // (RFC 4271 §9.4, RFC 4724 §2), through `PeerCmd::Send`.
+        self.sh.epoch = self.sh.epochs.fetch_add(1, Ordering::Relaxed) + 1;
+        let local = self
+            .conn
+            .as_ref()
+            .and_then(|c| c.local_addr().ok())
+            .map(|a| a.ip());
+        let info = info::peer_info(&self.sh.cfg, self.sh.local_asn, neg, local);
+        let _ = self.sh.rib_tx.send(RibMsg::Up {
+            epoch: self.sh.epoch,
+            info: Box::new(info),
+            ctx_tx: self.ctx_tx.clone(),
+        });
+        Ok(())
     }
 
-    fn exporter(&self) -> Exporter {
-        let local = self.conn.as_ref().and_then(|c| c.local_addr().ok());
-        let cfg = &self.sh.cfg;
-        Exporter {
-            local_asn: self.sh.local_asn,
-            peer_asn: cfg.asn,
-            next_hop_v4: cfg.next_hop_v4.or(match local.map(|a| a.ip()) {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            }),
-            next_hop_v6: cfg.next_hop_v6.or(match local.map(|a| a.ip()) {
-                Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
-            }),
-        }
-    }
-
-    fn negotiated_families(&self) -> Vec<Family> {
-        self.fsm
-            .negotiated()
-            .map(|n| {
-                n.families
-                    .iter()
-                    .map(|f| convert::family_to_wire(*f))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Announces and withdraws originated prefixes of the negotiated families.
-    pub(super) async fn send_routes(
-        &mut self,
-        announce: &[Prefix],
-        withdraw: &[Prefix],
-    ) -> std::io::Result<()> {
-        let exporter = self.exporter();
-        let mut buf = Vec::new();
-        for family in self.negotiated_families() {
-            let gone: Vec<Prefix> = withdraw
-                .iter()
-                .filter(|p| family_of(p) == family && self.sent.contains(p))
-                .copied()
-                .collect();
-            if let Err(e) = Exporter::withdraw(family, &gone, &self.ctx_tx, &mut buf) {
-                tracing::warn!(error = %e, "cannot encode withdrawals");
-            }
-            for p in &gone {
-                self.sent.remove(p);
-            }
-            let routes: Vec<_> = announce
-                .iter()
-                .filter(|p| family_of(p) == family)
-                .filter_map(|p| self.sh.originated.get(p).map(|a| (*p, a.clone())))
-                .collect();
-            match exporter.announce(family, &routes, &self.ctx_tx, &mut buf) {
-                Ok(sent) => self.sent.extend(sent),
-                Err(e) => tracing::warn!(error = %e, "cannot encode announcements"),
-            }
-        }
-        self.sh
-            .status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .prefixes_sent = self.sent.len() as u64;
-        self.write(&buf).await
-    }
-
-    async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+    pub(super) async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -257,22 +201,18 @@ impl PeerRun<'_> {
             Message::Update(u) => {
                 self.feed(Input::UpdateReceived).await;
                 if self.established {
-                    self.handle_update(&u).await;
+                    self.handle_update(u).await;
                 }
             }
             Message::RouteRefresh(rr) => {
                 self.feed(Input::RouteRefreshReceived).await;
-                // RFC 2918 §4: re-advertise the Adj-RIB-Out of that family.
+                // RFC 2918 §4: the RIB re-advertises that family's Adj-RIB-Out.
                 if self.established && rr.subtype == RouteRefreshSubtype::Normal {
-                    let again: Vec<Prefix> = self
-                        .sent
-                        .iter()
-                        .copied()
-                        .filter(|p| family_of(p) == rr.family)
-                        .collect();
-                    if self.send_routes(&again, &[]).await.is_err() {
-                        self.feed(Input::TcpFailed).await;
-                    }
+                    let _ = self.sh.rib_tx.send(RibMsg::Refresh {
+                        peer: self.peer(),
+                        epoch: self.sh.epoch,
+                        family: rr.family,
+                    });
                 }
             }
         }
@@ -284,14 +224,35 @@ impl PeerRun<'_> {
         self.ctx_tx = DecodeContext::negotiated(l, &remote.capabilities, Direction::Send);
     }
 
-    async fn handle_update(&mut self, u: &UpdateMsg) {
-        if let Some(family) = u.end_of_rib_family() {
+    async fn handle_update(&mut self, u: UpdateMsg) {
+        let eor = u.end_of_rib_family();
+        let legacy = self.sh.route_events || self.sh.cfg.max_prefixes.is_some();
+        let exceeded = match (eor, legacy) {
+            (None, true) => self.legacy_rib_in(&u),
+            _ => false,
+        };
+        let max_family = u.attributes.mp_reach.as_ref().map(|r| r.family);
+        let _ = self.sh.rib_tx.send(RibMsg::Update {
+            peer: self.peer(),
+            epoch: self.sh.epoch,
+            msg: Box::new(u),
+        });
+        if let Some(family) = eor {
             let _ = self.sh.events_tx.send(SpeakerEvent::EndOfRib {
                 peer: self.peer(),
                 family,
             });
-            return;
         }
+        if exceeded {
+            self.max_prefixes_exceeded(max_family.unwrap_or(Family::IPV4_UNICAST))
+                .await;
+        }
+    }
+
+    /// Updates the plain Adj-RIB-In and sends `Routes` events; true when
+    /// the peer is now over its prefix limit.
+    fn legacy_rib_in(&mut self, u: &UpdateMsg) -> bool {
+        let mut events = Vec::new();
         for (family, change) in split_update(u, self.sh.local_asn) {
             for n in &change.withdrawn {
                 self.rib_in.remove(family, n);
@@ -299,36 +260,40 @@ impl PeerRun<'_> {
             for (n, p) in &change.announced {
                 self.rib_in.insert(family, *n, p.clone());
             }
-            let _ = self.sh.events_tx.send(SpeakerEvent::Routes {
+            events.push(SpeakerEvent::Routes {
                 peer: self.peer(),
                 family,
                 announced: change.announced,
                 withdrawn: change.withdrawn,
             });
         }
+        // The count first: an owner reading the status on the event sees it.
         let have = self.rib_in.len() as u64;
         self.sh
             .status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .prefixes_received = have;
-        if let Some(max) = self.sh.cfg.max_prefixes {
-            if have > u64::from(max) {
-                // RFC 4486 §4: Cease / Maximum Number of Prefixes Reached,
-                // data = AFI, SAFI, upper bound.
-                let f = u
-                    .attributes
-                    .mp_reach
-                    .as_ref()
-                    .map(|r| r.family)
-                    .unwrap_or(Family::IPV4_UNICAST);
-                let mut data = f.afi.code().to_be_bytes().to_vec();
-                data.push(f.safi.code());
-                data.extend_from_slice(&max.to_be_bytes());
-                let n = Notification::with_data(6, cease_subcode::MAX_PREFIXES, data);
-                self.feed(Input::AutomaticStop(n)).await;
+        if self.sh.route_events {
+            for ev in events {
+                let _ = self.sh.events_tx.send(ev);
             }
         }
+        self.sh
+            .cfg
+            .max_prefixes
+            .is_some_and(|max| have > u64::from(max))
+    }
+
+    /// RFC 4486 §4: Cease / Maximum Number of Prefixes Reached, data = AFI,
+    /// SAFI, upper bound.
+    async fn max_prefixes_exceeded(&mut self, f: Family) {
+        let max = self.sh.cfg.max_prefixes.unwrap_or(0);
+        let mut data = f.afi.code().to_be_bytes().to_vec();
+        data.push(f.safi.code());
+        data.extend_from_slice(&max.to_be_bytes());
+        let n = Notification::with_data(6, cease_subcode::MAX_PREFIXES, data);
+        self.feed(Input::AutomaticStop(n)).await;
     }
 
     /// RFC 4271 §6.8 once the colliding connection's OPEN is in.

@@ -1,7 +1,7 @@
 //! Mapping between the codec's messages and the session FSM's values, and
 //! the OPEN this speaker sends.
 
-use crate::config::{AfiName, PeerConfig};
+use crate::config::{AddPathConfig, AfiName, PeerConfig};
 use std::net::Ipv4Addr;
 use tortie_bgp_session as session;
 use tortie_bgp_wire as wire;
@@ -40,6 +40,35 @@ pub fn local_open(asn: u32, router_id: Ipv4Addr, cfg: &PeerConfig) -> OpenMsg {
         .collect();
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::FourOctetAs(asn));
+    // RFC 4724 §3: restart time and the F bit per family we keep forwarding for.
+    if let Some(gr) = cfg.graceful_restart {
+        caps.push(Capability::GracefulRestart(wire::GracefulRestartCap {
+            restart_state: false,
+            notification: false,
+            restart_time: gr.restart_time.min(4095),
+            families: families(cfg)
+                .into_iter()
+                .map(|family| wire::GracefulRestartFamily {
+                    family,
+                    forwarding_preserved: gr.forwarding_preserved,
+                })
+                .collect(),
+        }));
+    }
+    // RFC 7911 §4: one entry per family.
+    if let Some(mode) = cfg.add_path {
+        let mode = match mode {
+            AddPathConfig::Receive => wire::AddPathMode::Receive,
+            AddPathConfig::Send => wire::AddPathMode::Send,
+            AddPathConfig::Both => wire::AddPathMode::Both,
+        };
+        caps.push(Capability::AddPath(
+            families(cfg)
+                .into_iter()
+                .map(|family| wire::AddPathFamily { family, mode })
+                .collect(),
+        ));
+    }
     OpenMsg::new(asn, cfg.timers.hold_time, router_id, caps)
 }
 

@@ -1,29 +1,32 @@
-//! One peer's task: drives its session FSM over TCP, keeps its Adj-RIB-In,
-//! sends our originated routes. A failure here, even a panic, closes only
+//! One peer's task: drives its session FSM over TCP, reports sessions and
+//! UPDATEs to the instance's RIB, writes the bytes the RIB's update group
+//! encoded, and (optionally) keeps a plain Adj-RIB-In for `Routes` events. A failure here, even a panic, closes only
 //! this session; the supervisor restarts it.
 
 mod actions;
 pub mod conn;
 pub mod convert;
+mod info;
 pub mod routes;
 
 use crate::config::PeerConfig;
-use crate::rib::{AdjRibIn, Originated};
+use crate::rib::AdjRibIn;
+use crate::routing::RibMsg;
 use crate::status::PeerStatus;
 use crate::SpeakerEvent;
 use conn::{Connection, Origin, ReadError};
 use futures::FutureExt;
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tortie_bgp_session::{Expectation, Input, Session, SessionConfig, State};
-use tortie_bgp_wire::{DecodeContext, Message, OpenMsg, Prefix};
+use tortie_bgp_wire::{DecodeContext, Message, OpenMsg};
 use tracing::Instrument;
 
 /// Commands from the instance to a peer task.
@@ -31,12 +34,8 @@ use tracing::Instrument;
 pub(crate) enum PeerCmd {
     /// The listener accepted a connection from this peer.
     Incoming(TcpStream),
-    /// The originated set changed.
-    Routes {
-        originated: Arc<Originated>,
-        announce: Vec<Prefix>,
-        withdraw: Vec<Prefix>,
-    },
+    /// UPDATEs encoded by the instance for the session numbered `epoch`.
+    Send { epoch: u64, bytes: Arc<Vec<u8>> },
     /// Stop the session (Cease / Administrative Shutdown) and end the task.
     Stop,
 }
@@ -49,7 +48,14 @@ pub(crate) struct PeerShared {
     pub status: Arc<Mutex<PeerStatus>>,
     pub events_tx: mpsc::UnboundedSender<SpeakerEvent>,
     pub cmd_rx: mpsc::UnboundedReceiver<PeerCmd>,
-    pub originated: Arc<Originated>,
+    /// Routing messages to the instance's RIB.
+    pub rib_tx: mpsc::UnboundedSender<RibMsg>,
+    /// Numbers Established sessions across the speaker.
+    pub epochs: Arc<AtomicU64>,
+    /// Keep an Adj-RIB-In here and emit `SpeakerEvent::Routes`.
+    pub route_events: bool,
+    /// The number of the last Established session (0 = none yet).
+    pub epoch: u64,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -77,6 +83,13 @@ pub(crate) async fn supervise(mut shared: PeerShared) {
                     st.prefixes_received = 0;
                     st.prefixes_sent = 0;
                 }
+                // Forwarding survives a crash of this task: keep the routes
+                // as for a lost connection (RFC 4724 when the peer does GR).
+                let _ = shared.rib_tx.send(RibMsg::Down {
+                    peer: shared.cfg.address,
+                    epoch: shared.epoch,
+                    kind: tortie_bgp_rib::DownKind::Graceful,
+                });
                 let _ = shared.events_tx.send(SpeakerEvent::PeerDown {
                     peer: shared.cfg.address,
                     reason: "internal error".into(),
@@ -122,7 +135,6 @@ struct PeerRun<'a> {
     ctx_rx: DecodeContext,
     ctx_tx: DecodeContext,
     rib_in: AdjRibIn,
-    sent: BTreeSet<Prefix>,
     established: bool,
     warn: RateLimit,
 }
@@ -204,7 +216,6 @@ impl<'a> PeerRun<'a> {
             ctx_rx: DecodeContext::default(),
             ctx_tx: DecodeContext::default(),
             rib_in: AdjRibIn::default(),
-            sent: BTreeSet::new(),
             established: false,
             warn: RateLimit::default(),
         }
@@ -259,17 +270,11 @@ impl<'a> PeerRun<'a> {
     async fn handle_cmd(&mut self, cmd: PeerCmd) {
         match cmd {
             PeerCmd::Incoming(stream) => self.handle_incoming(stream).await,
-            PeerCmd::Routes {
-                originated,
-                announce,
-                withdraw,
-            } => {
-                self.sh.originated = originated;
-                if self.established {
-                    let r = self.send_routes(&announce, &withdraw).await;
-                    if r.is_err() {
-                        self.feed(Input::TcpFailed).await;
-                    }
+            PeerCmd::Send { epoch, bytes } => {
+                // Bytes for a session that has since gone are dropped: the
+                // RIB dumps the whole table to the next one.
+                if self.established && epoch == self.sh.epoch && self.write(&bytes).await.is_err() {
+                    self.feed(Input::TcpFailed).await;
                 }
             }
             PeerCmd::Stop => {}
