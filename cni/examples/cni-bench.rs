@@ -5,6 +5,9 @@
 //! Run as root (creates namespaces `tt…`, removed on exit):
 //! `cargo build --release -p tortie-cni --bins --examples &&
 //!  target/release/examples/cni-bench [rounds]`
+//!
+//! `CNI_BENCH_BASELINE=DIR` adds one more plugin: `DIR/tortie` with
+//! `tortie-ipam` from DIR (an earlier build), for before/after in one run.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,9 +32,12 @@ struct Plugin {
     label: &'static str,
     binary: PathBuf,
     conf: Value,
+    /// CNI_PATH for this plugin instead of the bench's.
+    cni_path: Option<String>,
 }
 
 fn run(plugin: &Plugin, cni_path: &str, cmd: &str, id: &str, netns: &str) -> Duration {
+    let cni_path = plugin.cni_path.as_deref().unwrap_or(cni_path);
     let start = Instant::now();
     let mut child = Command::new(&plugin.binary)
         .env_clear()
@@ -90,7 +96,7 @@ impl Bench {
     fn plugins(&self) -> Vec<Plugin> {
         let d = self.dir.path();
         let bin_dir = PathBuf::from(self.cni_path.split(':').next().unwrap());
-        vec![
+        let mut plugins = vec![
             Plugin {
                 label: "bridge+host-local",
                 binary: "/usr/lib/cni/bridge".into(),
@@ -98,6 +104,7 @@ impl Bench {
                     "bridge": "cni0", "isGateway": true,
                     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.66.0.0/16"}]],
                              "dataDir": d.join("hl-ref")}}),
+                cni_path: None,
             },
             Plugin {
                 label: "tortie+host-local",
@@ -106,6 +113,7 @@ impl Bench {
                     "mtu_file": d.join("mtu"), "state_dir": d.join("state"),
                     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.77.0.0/16"}]],
                              "dataDir": d.join("hl-tortie")}}),
+                cni_path: None,
             },
             Plugin {
                 label: "tortie+tortie-ipam (sqlite, with WorkloadEndpoint)",
@@ -114,8 +122,21 @@ impl Bench {
                     "datastore": self.datastore(), "nodename": "bench-node",
                     "mtu_file": d.join("mtu"), "state_dir": d.join("state-ds"),
                     "ipam": {"type": "tortie-ipam"}}),
+                cni_path: None,
             },
-        ]
+        ];
+        if let Ok(base) = std::env::var("CNI_BENCH_BASELINE") {
+            plugins.push(Plugin {
+                label: "baseline tortie+tortie-ipam (sqlite, with WorkloadEndpoint)",
+                binary: PathBuf::from(&base).join("tortie"),
+                conf: json!({"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "tortie",
+                    "datastore": self.datastore(), "nodename": "bench-node",
+                    "mtu_file": d.join("mtu"), "state_dir": d.join("state-base"),
+                    "ipam": {"type": "tortie-ipam"}}),
+                cni_path: Some(format!("{base}:/usr/lib/cni")),
+            });
+        }
+        plugins
     }
 
     fn datastore(&self) -> String {

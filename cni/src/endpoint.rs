@@ -1,8 +1,10 @@
 //! The WorkloadEndpoint the plugin records in the datastore for each pod
 //! (only when the network configuration names a `datastore`).
 
+use std::sync::Arc;
+
 use tortie_datastore::typed::{self, TypedError};
-use tortie_datastore::{BlockingStore, OpenOptions};
+use tortie_ipam_core::{DatastoreIpamStore, Ipam};
 use tortie_model::{Kind, ObjectMeta, Resource, WorkloadEndpoint, WorkloadEndpointSpec};
 
 use crate::config::NetConf;
@@ -26,9 +28,9 @@ pub fn endpoint_name(node: &str, pod: &str, ifname: &str) -> String {
     format!("{}-k8s-{}-{}", esc(node), esc(pod), esc(ifname))
 }
 
-fn open(url: &str) -> Result<BlockingStore, CniError> {
-    BlockingStore::open(url, &OpenOptions::default())
-        .map_err(|e| CniError::Datastore(format!("open {url}: {e}")))
+/// The process's shared connection (see [`crate::shared_store`]).
+fn open(url: &str) -> Result<Arc<Ipam<DatastoreIpamStore>>, CniError> {
+    crate::shared_store::open(url)
 }
 
 /// Pod namespace and name, or the container ID when the runtime gave none.
@@ -89,7 +91,8 @@ pub fn write(
     let Some(url) = &conf.datastore else {
         return Ok(());
     };
-    let store = open(url)?;
+    let ipam = open(url)?;
+    let store = ipam.store().blocking();
     let wep = build(conf, env, result, host_veth);
     store
         .block_on(typed::apply(
@@ -105,7 +108,8 @@ pub fn delete(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let Some(url) = &conf.datastore else {
         return Ok(());
     };
-    let store = open(url)?;
+    let ipam = open(url)?;
+    let store = ipam.store().blocking();
     let (namespace, pod) = pod_identity(env);
     let name = endpoint_name(&node_name(conf), &pod, &env.ifname);
     let s = store.store().as_ref();
@@ -127,8 +131,9 @@ pub fn status(conf: &NetConf) -> Result<(), CniError> {
     let Some(url) = &conf.datastore else {
         return Ok(());
     };
-    let store = open(url).map_err(|e| CniError::NotAvailable(e.to_string()))?;
-    store
+    let ipam = open(url).map_err(|e| CniError::NotAvailable(e.to_string()))?;
+    ipam.store()
+        .blocking()
         .list("/calico/resources/v3/projectcalico.org/nodes/")
         .map(drop)
         .map_err(|e| CniError::NotAvailable(format!("datastore {url}: {e}")))

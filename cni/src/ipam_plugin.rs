@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
-use tortie_datastore::OpenOptions;
 use tortie_ipam_core::store::TypedStoreExt;
 use tortie_ipam_core::{AllowedUse, AssignRequest, DatastoreIpamStore, Ipam, IpamError, IpamKey};
 use tortie_model::ipam::{pod_handle, AllocationBlock, IpamHandle};
@@ -20,6 +20,11 @@ use crate::error::CniError;
 use crate::plugin::Invocation;
 use crate::result::{CniResult, IpConfig};
 
+/// The `ipam.type` that `tortie` runs in-process (same code, same result
+/// and errors as exec'ing the `tortie-ipam` binary, without a second process
+/// or a second datastore connection).
+pub const IPAM_TYPE: &str = "tortie-ipam";
+
 /// The datastore used when neither the config nor `TORTIE_DATASTORE` names one.
 pub const DEFAULT_DATASTORE: &str = "sqlite:///var/lib/tortie/tortie.db";
 
@@ -30,7 +35,7 @@ fn ipam_err(e: IpamError) -> CniError {
     }
 }
 
-fn open(inv: &Invocation) -> Result<Ipam<DatastoreIpamStore>, CniError> {
+fn open(inv: &Invocation) -> Result<Arc<Ipam<DatastoreIpamStore>>, CniError> {
     let url = inv
         .conf
         .datastore
@@ -41,14 +46,21 @@ fn open(inv: &Invocation) -> Result<Ipam<DatastoreIpamStore>, CniError> {
                 .filter(|s| !s.is_empty())
         })
         .unwrap_or_else(|| DEFAULT_DATASTORE.into());
-    DatastoreIpamStore::open(&url, &OpenOptions::default())
-        .map(Ipam::new)
-        .map_err(|e| CniError::Datastore(format!("open {url}: {e}")))
+    crate::shared_store::open(&url)
 }
 
 /// Runs the command; `Ok(Some(json))` is printed on stdout.
 pub fn run(inv: &Invocation) -> Result<Option<serde_json::Value>, CniError> {
-    match inv.env.command {
+    run_command(inv, inv.env.command)
+}
+
+/// Runs `command` for `inv` (which may be another plugin's invocation with
+/// the same configuration, as when `tortie` runs this IPAM in-process).
+pub fn run_command(
+    inv: &Invocation,
+    command: Command,
+) -> Result<Option<serde_json::Value>, CniError> {
+    match command {
         Command::Version => Ok(Some(crate::version::version_info())),
         Command::Add => add(inv).map(|r| Some(r.to_json(inv.conf.cni_version))),
         Command::Del => {
@@ -158,7 +170,7 @@ fn addresses_of(ipam: &Ipam<DatastoreIpamStore>, handle: &str) -> Result<Vec<IpA
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let handle = pod_handle(&inv.env.container_id);
-    if addresses_of(&open(inv)?, &handle)?.is_empty() {
+    if addresses_of(open(inv)?.as_ref(), &handle)?.is_empty() {
         return Err(CniError::CheckFailed(format!(
             "IPAM handle {handle} owns no address"
         )));

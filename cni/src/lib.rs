@@ -19,6 +19,7 @@ pub mod netns;
 pub mod plugin;
 pub mod plugin_input;
 pub mod result;
+pub mod shared_store;
 pub mod state;
 pub mod sysctl;
 pub mod version;

@@ -11,6 +11,7 @@ use crate::delegate::{exec_ipam, find_plugin};
 use crate::endpoint;
 use crate::env::{CniEnv, Command};
 use crate::error::CniError;
+use crate::ipam_plugin;
 use crate::lock::lock_host;
 use crate::naming::{host_veth_name, POD_GATEWAY_V4, POD_GATEWAY_V6};
 use crate::result::{CniResult, Interface, IpConfig, Route};
@@ -62,14 +63,38 @@ impl Invocation {
         self.env.netns.clone().unwrap_or_default()
     }
 
+    /// Runs the IPAM plugin for `command` under the host IPAM lock:
+    /// `tortie-ipam` in-process, any other type exec'd from CNI_PATH.
     fn ipam_exec(&self, command: Command) -> Result<Option<CniResult>, CniError> {
         let ipam = self.conf.require_ipam()?;
-        let binary = find_plugin(&ipam.ipam_type, &self.env.path)?;
+        let binary = match ipam.ipam_type.as_str() {
+            ipam_plugin::IPAM_TYPE => None,
+            other => Some(find_plugin(other, &self.env.path)?),
+        };
         let _lock = lock_host(
             &self.conf.state_dir.join("ipam.lock"),
             self.conf.lock_timeout,
         )?;
-        exec_ipam(&binary, command, &self.raw)
+        match binary {
+            Some(binary) => exec_ipam(&binary, command, &self.raw),
+            None => self.ipam_in_process(command),
+        }
+    }
+
+    /// `tortie-ipam` without the exec: its result goes through the same JSON
+    /// (for this config's cniVersion) and its errors are reported as a
+    /// delegate's, exactly as if the binary had run.
+    fn ipam_in_process(&self, command: Command) -> Result<Option<CniResult>, CniError> {
+        let out = ipam_plugin::run_command(self, command).map_err(|e| CniError::Delegate {
+            plugin: ipam_plugin::IPAM_TYPE.into(),
+            code: e.code(),
+            msg: e.msg(),
+            details: e.details(),
+        })?;
+        match (command, out) {
+            (Command::Add, Some(v)) => CniResult::from_json(&v).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Runs the command; `Ok(Some(json))` is printed on stdout.

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use ipnet::IpNet;
 use tortie_model::ipam::{
@@ -19,11 +20,15 @@ use crate::store::{encode, IpamKey, IpamStore, StoreError, TypedStore, Write};
 /// Compare-and-swap attempts per object before giving up.
 pub const DEFAULT_MAX_RETRIES: u32 = 64;
 
-/// The IPAM algorithm over a store. Holds no state but the store.
+/// The IPAM algorithm over a store. Holds no state but the store and a
+/// hint of the affine blocks this process last found full (see
+/// [`Ipam::auto_assign`]), which never decides anything on its own.
 #[derive(Debug)]
 pub struct Ipam<S> {
     pub(crate) store: S,
     pub(crate) max_retries: u32,
+    /// Affine blocks seen full by this process: tried after the others.
+    full_hint: Mutex<BTreeSet<IpNet>>,
 }
 
 /// An automatic assignment request (Calico's `AutoAssignArgs`).
@@ -161,6 +166,7 @@ impl<S: IpamStore> Ipam<S> {
         Self {
             store,
             max_retries: DEFAULT_MAX_RETRIES,
+            full_hint: Mutex::default(),
         }
     }
 
@@ -281,11 +287,20 @@ impl<S: IpamStore> Ipam<S> {
             .count())
     }
 
+    /// Addresses from the node's affine blocks, lowest block first, except
+    /// that blocks this process last found full are tried after the others
+    /// (a long-running caller then skips reading full blocks one by one); every
+    /// affine block is still tried before a new block is claimed.
     fn take_from_affine_blocks(&self, w: &Want<'_>) -> Result<Vec<IpAddr>, IpamError> {
         let node = w.req.node.as_str();
         let mut affs = self.store.list_affinities(Some(node))?;
         affs.retain(|(_, c, _)| w.pools.iter().any(|p| p.cidr.contains(c)));
         affs.sort_by_key(|(_, c, _)| *c);
+        {
+            let hint = self.full_hint.lock().unwrap_or_else(|p| p.into_inner());
+            // Stable: CIDR order within the not-full and the full group.
+            affs.sort_by_key(|(_, c, _)| hint.contains(c));
+        }
         let mut got = Vec::new();
         for (_, cidr, aff) in affs {
             if got.len() >= w.count {
@@ -300,12 +315,16 @@ impl<S: IpamStore> Ipam<S> {
                 }
                 AffinityState::PendingDeletion => continue,
             }
-            got.extend(self.assign_from_block(
-                cidr,
-                w.count - got.len(),
-                w,
-                BlockMode::Affine(node),
-            )?);
+            let wanted = w.count - got.len();
+            let more = self.assign_from_block(cidr, wanted, w, BlockMode::Affine(node))?;
+            let mut hint = self.full_hint.lock().unwrap_or_else(|p| p.into_inner());
+            if more.len() < wanted {
+                hint.insert(cidr);
+            } else {
+                hint.remove(&cidr);
+            }
+            drop(hint);
+            got.extend(more);
         }
         Ok(got)
     }

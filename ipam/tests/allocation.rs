@@ -351,3 +351,24 @@ fn a_crash_after_the_pending_affinity_is_adopted_by_the_next_claim() {
         Some("host:n1")
     );
 }
+
+#[test]
+fn an_address_freed_in_a_block_seen_full_is_used_before_claiming_a_block() {
+    let i = ipam();
+    let pools = [pool("10.0.0.0/24", 26)];
+    let a = i
+        .auto_assign(&AssignRequest::v4("a", "n1", 64), &pools)
+        .unwrap();
+    // The first block is now full (and remembered as such); b claims a second.
+    i.auto_assign(&AssignRequest::v4("b", "n1", 1), &pools)
+        .unwrap();
+    i.auto_assign(&AssignRequest::v4("c", "n1", 63), &pools)
+        .unwrap();
+    i.release_by_handle("a").unwrap();
+    let d = i
+        .auto_assign(&AssignRequest::v4("d", "n1", 1), &pools)
+        .unwrap();
+    let first = IpNet::new(a.v4[0], 26).unwrap().trunc();
+    assert!(first.contains(&d.v4[0]), "{d:?} not from {first}");
+    assert_eq!(i.store().list(&ListScope::Blocks).unwrap().len(), 2);
+}

@@ -1,5 +1,6 @@
 //! The SQL behind the SQLite backend: synchronous functions over one
-//! connection, each in its own transaction.
+//! connection, each in its own transaction; statements come from the
+//! connection's statement cache (prepared once per process).
 
 use std::time::Duration;
 
@@ -94,10 +95,9 @@ pub(crate) fn connect(path: &std::path::Path) -> Result<Connection> {
 
 /// Reads a counter from `meta`.
 fn meta(conn: &Connection, name: &str) -> Result<Revision> {
-    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
-    .map_err(map_err)
+    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")
+        .and_then(|mut st| st.query_row([name], |r| r.get(0)))
+        .map_err(map_err)
 }
 
 /// Upper bound of the key range of `prefix` (keys are UTF-8, never 0xff).
@@ -113,20 +113,19 @@ fn key_string(bytes: Vec<u8>) -> rusqlite::Result<String> {
 
 /// The current value of `key`.
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
-    conn.query_row(
-        "SELECT value, create_rev, mod_rev FROM kv WHERE key = ?1",
-        [key.as_bytes()],
-        |r| {
-            Ok(KeyValue {
-                key: key.to_string(),
-                value: r.get(0)?,
-                create_revision: r.get(1)?,
-                revision: r.get(2)?,
+    conn.prepare_cached("SELECT value, create_rev, mod_rev FROM kv WHERE key = ?1")
+        .and_then(|mut st| {
+            st.query_row([key.as_bytes()], |r| {
+                Ok(KeyValue {
+                    key: key.to_string(),
+                    value: r.get(0)?,
+                    create_revision: r.get(1)?,
+                    revision: r.get(2)?,
+                })
             })
-        },
-    )
-    .optional()
-    .map_err(map_err)
+            .optional()
+        })
+        .map_err(map_err)
 }
 
 /// Every key under `prefix` and the revision of that snapshot.
@@ -177,12 +176,11 @@ pub(crate) fn write(conn: &mut Connection, ops: &[TxnOp], history: Revision) -> 
     for (seq, op) in ops.iter().enumerate() {
         let key = op.key().as_bytes();
         let current: Option<(Revision, Revision)> = tx
-            .query_row(
-                "SELECT create_rev, mod_rev FROM kv WHERE key = ?1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT create_rev, mod_rev FROM kv WHERE key = ?1")
+            .and_then(|mut st| {
+                st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(map_err)?;
         check_op(op, current)?;
         match op {
@@ -190,30 +188,32 @@ pub(crate) fn write(conn: &mut Connection, ops: &[TxnOp], history: Revision) -> 
             | TxnOp::Update { value, .. }
             | TxnOp::Put { value, .. } => {
                 let create_rev = current.map(|c| c.0).unwrap_or(rev);
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev",
-                    params![key, value, create_rev, rev],
                 )
+                .and_then(|mut st| st.execute(params![key, value, create_rev, rev]))
                 .map_err(map_err)?;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO changes (rev, seq, key, value, create_rev) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![rev, seq as i64, key, value, create_rev],
                 )
+                .and_then(|mut st| st.execute(params![rev, seq as i64, key, value, create_rev]))
                 .map_err(map_err)?;
             }
             TxnOp::Delete { .. } => {
-                tx.execute("DELETE FROM kv WHERE key = ?1", [key])
+                tx.prepare_cached("DELETE FROM kv WHERE key = ?1")
+                    .and_then(|mut st| st.execute([key]))
                     .map_err(map_err)?;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO changes (rev, seq, key, value, create_rev) VALUES (?1, ?2, ?3, NULL, 0)",
-                    params![rev, seq as i64, key],
                 )
+                .and_then(|mut st| st.execute(params![rev, seq as i64, key]))
                 .map_err(map_err)?;
             }
         }
     }
-    tx.execute("UPDATE meta SET value = ?1 WHERE name = 'revision'", [rev])
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")
+        .and_then(|mut st| st.execute([rev]))
         .map_err(map_err)?;
     if history > 0 && rev % 1_000 == 0 && rev > history {
         compact_in(&tx, rev - history)?;
@@ -308,6 +308,7 @@ pub(crate) fn changes_since(
 
 /// SQLite's `data_version`: changes whenever another connection commits.
 pub(crate) fn data_version(conn: &Connection) -> Result<i64> {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(map_err)
 }
