@@ -3,6 +3,7 @@
 //! blocks unless strict affinity forbids it. Every write is a bounded-retry
 //! compare-and-swap; the block and its handle change in one commit.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use tortie_model::ipam::{
 };
 
 use crate::block_ops::{self, Owner};
+use crate::cas::Attempt;
 use crate::error::{Exhaustion, IpamError, Limit, PoolUsage};
 use crate::pools::{select_pools, start_index, AllowedUse, IpVersion, PoolView};
 use crate::store::{encode, IpamKey, IpamStore, StoreError, TypedStore, Write};
@@ -369,42 +371,38 @@ impl<S: IpamStore> Ipam<S> {
         let key = IpamKey::Block(cidr);
         let hkey = IpamKey::Handle(w.owner.handle_id.clone());
         // Most handles are new: try to create it without reading it first;
-        // `AlreadyExists` switches to read-modify-write.
-        let mut handle_is_new = true;
-        for _ in 0..self.max_retries {
+        // `AlreadyExists` on it switches to read-modify-write.
+        let handle_is_new = Cell::new(true);
+        let attempt = || {
             let Some(mut b) = self.store.get_typed::<AllocationBlock>(&key)? else {
-                return Ok(Vec::new());
+                return Ok(Attempt::Done(Vec::new()));
             };
             if !mode.allows(&b.value) {
-                return Ok(Vec::new());
+                return Ok(Attempt::Done(Vec::new()));
             }
             let ips = block_ops::assign(&mut b.value, n, &w.owner);
             if ips.is_empty() {
-                return Ok(ips);
+                return Ok(Attempt::Done(ips));
             }
             let mut writes = vec![Write::Update(key.clone(), encode(&b.value), b.revision)];
             let delta = ips.len() as i64;
-            writes.extend(if handle_is_new {
+            writes.extend(if handle_is_new.get() {
                 Some(new_handle(&w.owner.handle_id, cidr, ips.len()))
             } else {
                 handle_write(&self.store, &w.owner.handle_id, cidr, delta)?
             });
-            match self.store.commit(&writes) {
-                Ok(_) => return Ok(ips),
-                Err(StoreError::NotFound(k)) if k == key => return Ok(Vec::new()),
-                Err(StoreError::AlreadyExists(k)) if k == hkey => handle_is_new = false,
-                Err(
-                    StoreError::Conflict(_)
-                    | StoreError::AlreadyExists(_)
-                    | StoreError::NotFound(_),
-                ) => continue,
-                Err(e) => return Err(e.into()),
+            Ok(Attempt::Commit(writes, ips))
+        };
+        let on_conflict = |e: &StoreError| match e {
+            // The block itself went away (released by its node): nothing here.
+            StoreError::NotFound(k) if *k == key => Some(Vec::new()),
+            StoreError::AlreadyExists(k) if *k == hkey => {
+                handle_is_new.set(false);
+                None
             }
-        }
-        Err(IpamError::Contention {
-            key,
-            attempts: self.max_retries,
-        })
+            _ => None,
+        };
+        self.cas_retry_with(&key, attempt, on_conflict)
     }
 
     /// Claims a free block of `pools` for `node`, starting at a per-node
@@ -570,10 +568,10 @@ impl<S: IpamStore> Ipam<S> {
         let cidr = pool.block_of(ip).ok_or(IpamError::NotInPool { ip })?;
         let key = IpamKey::Block(cidr);
         let strict = self.store.config()?.strict_affinity;
-        for _ in 0..self.max_retries {
+        self.cas_retry(&key, || {
             let Some(mut b) = self.store.get_typed::<AllocationBlock>(&key)? else {
                 self.try_claim(node, cidr, strict)?;
-                continue;
+                return Ok(Attempt::Again);
             };
             if !block_ops::assign_ip(&mut b.value, ip, owner) {
                 let handle = b
@@ -585,19 +583,7 @@ impl<S: IpamStore> Ipam<S> {
             }
             let mut writes = vec![Write::Update(key.clone(), encode(&b.value), b.revision)];
             writes.extend(handle_write(&self.store, &owner.handle_id, cidr, 1)?);
-            match self.store.commit(&writes) {
-                Ok(_) => return Ok(()),
-                Err(
-                    StoreError::Conflict(_)
-                    | StoreError::AlreadyExists(_)
-                    | StoreError::NotFound(_),
-                ) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(IpamError::Contention {
-            key,
-            attempts: self.max_retries,
+            Ok(Attempt::Commit(writes, ()))
         })
     }
 

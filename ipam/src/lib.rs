@@ -14,6 +14,7 @@
 
 mod allocate;
 pub mod block_ops;
+mod cas;
 pub mod check;
 pub mod datastore;
 mod error;

@@ -9,6 +9,7 @@ use tortie_model::ipam::{AllocationBlock, IpamConfig, IpamHandle};
 
 use crate::allocate::{handle_write, Ipam};
 use crate::block_ops::{self, Freed, Selection};
+use crate::cas::Attempt;
 use crate::error::IpamError;
 use crate::store::{encode, IpamKey, IpamStore, StoreError, TypedStore, Write};
 
@@ -94,13 +95,13 @@ impl<S: IpamStore> Ipam<S> {
 
     fn release_in_block(&self, cidr: IpNet, sel: Selection<'_>) -> Result<Vec<Freed>, IpamError> {
         let key = IpamKey::Block(cidr);
-        for _ in 0..self.max_retries {
+        self.cas_retry(&key, || {
             let Some(mut b) = self.store.get_typed::<AllocationBlock>(&key)? else {
-                return Ok(Vec::new());
+                return Ok(Attempt::Done(Vec::new()));
             };
             let freed = block_ops::release(&mut b.value, sel);
             if freed.is_empty() {
-                return Ok(freed);
+                return Ok(Attempt::Done(freed));
             }
             let mut per_handle: BTreeMap<&str, i64> = BTreeMap::new();
             for f in &freed {
@@ -116,19 +117,7 @@ impl<S: IpamStore> Ipam<S> {
             for (h, delta) in per_handle {
                 writes.extend(handle_write(&self.store, h, cidr, delta)?);
             }
-            match self.store.commit(&writes) {
-                Ok(_) => return Ok(freed),
-                Err(
-                    StoreError::Conflict(_)
-                    | StoreError::NotFound(_)
-                    | StoreError::AlreadyExists(_),
-                ) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(IpamError::Contention {
-            key,
-            attempts: self.max_retries,
+            Ok(Attempt::Commit(writes, freed))
         })
     }
 
@@ -167,7 +156,7 @@ impl<S: IpamStore> Ipam<S> {
 
     /// Sets strict affinity (`tortiectl ipam configure --strictaffinity`).
     pub fn set_strict_affinity(&self, strict: bool) -> Result<IpamConfig, IpamError> {
-        for _ in 0..self.max_retries {
+        self.cas_retry(&IpamKey::Config, || {
             let current = self.store.get_typed::<IpamConfig>(&IpamKey::Config)?;
             let mut cfg = current
                 .as_ref()
@@ -178,19 +167,7 @@ impl<S: IpamStore> Ipam<S> {
                 Some(c) => Write::Update(IpamKey::Config, encode(&cfg), c.revision),
                 None => Write::Create(IpamKey::Config, encode(&cfg)),
             };
-            match self.store.commit(&[write]) {
-                Ok(_) => return Ok(cfg),
-                Err(
-                    StoreError::Conflict(_)
-                    | StoreError::AlreadyExists(_)
-                    | StoreError::NotFound(_),
-                ) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(IpamError::Contention {
-            key: IpamKey::Config,
-            attempts: self.max_retries,
+            Ok(Attempt::Commit(vec![write], cfg))
         })
     }
 
