@@ -65,10 +65,20 @@ pub fn encode_announcements(
     ctx: &DecodeContext,
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
-    let rollback = out.len();
-    let result = announce(attrs, nlri, ctx, out);
+    all_or_nothing(out, |out| announce(attrs, nlri, ctx, out))
+}
+
+/// Runs `write` on `out`; when it fails, `out` is truncated back to what it
+/// held before, so a caller never sees half an UPDATE (encoding never truncates
+/// silently, and never leaves a partial message behind).
+fn all_or_nothing(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<usize, EncodeError>,
+) -> Result<usize, EncodeError> {
+    let before = out.len();
+    let result = write(out);
     if result.is_err() {
-        out.truncate(rollback);
+        out.truncate(before);
     }
     result
 }
@@ -137,12 +147,7 @@ pub fn encode_withdrawals(
     ctx: &DecodeContext,
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
-    let rollback = out.len();
-    let result = withdraw(family, nlri, ctx, out);
-    if result.is_err() {
-        out.truncate(rollback);
-    }
-    result
+    all_or_nothing(out, |out| withdraw(family, nlri, ctx, out))
 }
 
 fn withdraw(
