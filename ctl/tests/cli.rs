@@ -1,8 +1,9 @@
 //! The real `tortiectl` binary against a temporary SQLite datastore (plain
 //! `cargo test`) and against a real etcd (ignored: the full suite runs it).
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 
 use tortie_testkit::etcd::Etcd;
 
@@ -38,22 +39,7 @@ impl Ctl {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tortiectl"))
-            .args(args)
-            .env("TORTIE_DATASTORE", &self.url)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::run_tortiectl(&self.url, args, stdin)
     }
 
     fn run(&self, args: &[&str]) -> Output {

@@ -1,8 +1,7 @@
 //! `tortiectl delete nodes NAME` releases the node's empty blocks and keeps
 //! the ones that still hold addresses (issue 6), on a temporary SQLite store.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use tortie_ipam_core::{AssignRequest, DatastoreIpamStore, Ipam};
 
@@ -22,22 +21,7 @@ metadata:
 ";
 
 fn tortiectl(url: &str, args: &[&str], stdin: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tortiectl"))
-        .args(args)
-        .env("TORTIE_DATASTORE", url)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_tortiectl(url, args, stdin);
     assert!(
         out.status.success(),
         "tortiectl {args:?}: {}",
