@@ -49,6 +49,25 @@ impl RestartState {
 }
 
 impl Rib {
+    /// While our own restart defers selection, also waits for `peer` (one
+    /// configured after the start, e.g. added once the datastore was read);
+    /// it counts as staying down until the same `peer_wait` deadline as the
+    /// others. No effect once the restart is over.
+    pub fn expect_peer(&mut self, peer: IpAddr) {
+        if let Some(r) = self.restart.as_mut() {
+            if !r.expected.contains(&peer) {
+                r.expected.push(peer);
+            }
+        }
+    }
+
+    /// When [`Rib::tick`] must next run (stale timers, our own restart's
+    /// deadlines), without running anything: for a caller that has not
+    /// had an [`Output`] yet.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.next_deadline()
+    }
+
     /// RFC 4724 §4.2: keeps `slot`'s routes as stale when it advertised
     /// graceful restart with a non-zero restart time; false = flush instead.
     pub(crate) fn retain_stale(&mut self, slot: u16, now: Duration, changes: &mut Changes) -> bool {
@@ -215,6 +234,7 @@ impl Rib {
     /// Ends our own restart when every expected peer has sent End-of-RIB for
     /// all its families (or stayed down past `peer_wait`, or came back without
     /// the capability or restarting itself), or at the deferral deadline.
+    /// With no expected peer at all, it ends at `peer_wait`.
     pub(crate) fn check_restart_done(&mut self, now: Duration, out: &mut Output) {
         let Some(r) = self.restart.as_ref() else {
             out.next_deadline = self.next_deadline();
@@ -234,7 +254,10 @@ impl Rib {
             Some(s) => s.info.families.iter().all(|f| s.eor.contains(f)),
             None => now >= r.peer_wait_deadline,
         };
-        if now < r.deferral_deadline && !r.expected.iter().all(settled) {
+        // No expected peer yet may mean none configured yet (the owner adds
+        // them once it has read its datastore): wait for `peer_wait` then.
+        let nothing_yet = r.expected.is_empty() && now < r.peer_wait_deadline;
+        if now < r.deferral_deadline && (nothing_yet || !r.expected.iter().all(settled)) {
             out.next_deadline = self.next_deadline();
             return;
         }
@@ -260,5 +283,67 @@ impl Rib {
             out.updates.extend(adj_out::full_dump(self, slot));
         }
         out.next_deadline = self.next_deadline();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RibConfig;
+    use crate::output::RibEvent;
+
+    fn restarting(expected: &[&str]) -> Rib {
+        let mut cfg = RibConfig::new(64512, "10.0.0.1".parse().unwrap());
+        cfg.restart = Some(RestartConfig {
+            expected_peers: expected.iter().map(|s| s.parse().unwrap()).collect(),
+            selection_deferral: Duration::from_secs(300),
+            peer_wait: Duration::from_secs(30),
+        });
+        Rib::new(cfg, Duration::ZERO)
+    }
+
+    #[test]
+    fn the_deadline_is_known_before_any_input() {
+        let r = restarting(&[]);
+        assert_eq!(r.deadline(), Some(Duration::from_secs(30)));
+        assert_eq!(RibConfig::new(1, "10.0.0.1".parse().unwrap()).restart, None);
+    }
+
+    #[test]
+    fn a_peer_added_during_the_restart_is_waited_for() {
+        let mut r = restarting(&[]);
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        r.expect_peer(peer);
+        r.expect_peer(peer);
+        // The added peer is up without End-of-RIB: not settled at peer_wait.
+        let mut info = PeerInfo::new(peer, 64512, "10.0.0.2".parse().unwrap(), 64512);
+        info.families = vec![Family::IPV4_UNICAST];
+        info.graceful_restart = Some(tortie_bgp_wire::GracefulRestartCap {
+            restart_state: false,
+            notification: false,
+            restart_time: 120,
+            families: vec![],
+        });
+        let out = r.peer_up(info, Duration::ZERO).unwrap();
+        assert!(out.events.is_empty());
+        assert!(r.tick(Duration::from_secs(31)).events.is_empty());
+        assert!(r.is_restarting());
+        let out = r
+            .end_of_rib(peer, Family::IPV4_UNICAST, Duration::from_secs(32))
+            .unwrap();
+        assert_eq!(out.events, vec![RibEvent::RestartComplete]);
+        // Once over, expecting a peer changes nothing.
+        r.expect_peer("10.0.0.3".parse().unwrap());
+        assert!(!r.is_restarting());
+    }
+
+    #[test]
+    fn without_expected_peers_the_restart_ends_at_peer_wait() {
+        let mut r = restarting(&[]);
+        assert!(r.tick(Duration::from_secs(29)).events.is_empty());
+        assert_eq!(
+            r.tick(Duration::from_secs(30)).events,
+            vec![RibEvent::RestartComplete]
+        );
     }
 }

@@ -16,7 +16,9 @@
 //! ```
 //! `options` (all optional): `cluster_id` makes it a route reflector (peers
 //! with `"route_reflector_client": true` are its clients), `route_events:
-//! false` skips the per-peer Adj-RIB-In copies and per-route logs (benchmarks).
+//! false` skips the per-peer Adj-RIB-In copies and per-route logs (benchmarks);
+//! `"restart": {"selection_deferral": 360, "peer_wait": 30}` (seconds) starts
+//! it as a restarting speaker (RFC 4724 §4.1) and logs when the restart completes.
 //! Events are logged (`RUST_LOG=info`, `bgp::packet=trace` for messages);
 //! the peer status JSON is rewritten to `status_file` after every event
 //! and every 200 ms.
@@ -24,7 +26,7 @@
 
 use anyhow::Context;
 use serde::Deserialize;
-use tortie_bgp_speaker::{Speaker, SpeakerConfig, SpeakerEvent, SpeakerOptions};
+use tortie_bgp_speaker::{RestartOptions, Speaker, SpeakerConfig, SpeakerEvent, SpeakerOptions};
 use tortie_bgp_wire::{PathAttributes, Prefix};
 
 #[derive(Deserialize)]
@@ -46,6 +48,8 @@ struct Options {
     cluster_id: Option<std::net::Ipv4Addr>,
     #[serde(default)]
     route_events: Option<bool>,
+    #[serde(default)]
+    restart: Option<RestartOptions>,
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let options = SpeakerOptions {
         cluster_id: file.options.cluster_id,
         route_events: file.options.route_events.unwrap_or(true),
+        restart: file.options.restart,
         ..SpeakerOptions::default()
     };
     let (handle, mut events) = Speaker::start_with(file.speaker, options)?;
@@ -79,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     // The status is also rewritten every 200 ms: without `Routes` events
     // (route_events: false) counts change with no event.
+    let mut fib = handle.subscribe_fib().await?;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -86,6 +92,11 @@ async fn main() -> anyhow::Result<()> {
                 let Some(ev) = ev else { break };
                 log_event(&ev);
                 write_status(&handle, file.status_file.as_deref()).await?;
+            }
+            Some(ev) = fib.recv() => {
+                if ev == tortie_bgp_speaker::FibEvent::RestartComplete {
+                    tracing::info!("restart complete");
+                }
             }
             _ = tick.tick() => write_status(&handle, file.status_file.as_deref()).await?,
             _ = tokio::signal::ctrl_c() => {

@@ -233,6 +233,56 @@ pub struct SpeakerOptions {
     pub route_events: bool,
     /// Stale routes of a returning peer wait this long for its End-of-RIB (RFC 4724 §4.2).
     pub stale_path_time: Duration,
+    /// Start as a restarting speaker (RFC 4724 §4.1): set after a restart
+    /// whose forwarding state survived (tortie-node: the kernel routes were
+    /// kept). `None` = a normal start.
+    pub restart: Option<RestartOptions>,
+}
+
+/// The restarting-speaker side of graceful restart (RFC 4724 §4.1): while it
+/// runs, OPENs to peers with [`PeerConfig::graceful_restart`] carry the
+/// Restart State bit, route selection and all UPDATEs to peers are deferred,
+/// and the FIB stream stays quiet; it ends when every expected peer (those
+/// configured at start and those added while it runs) has re-established
+/// and sent End-of-RIB, or has stayed down for `peer_wait`, or at
+/// `selection_deferral` at the latest. Then each peer gets our table and
+/// End-of-RIB, and FIB subscribers the whole Loc-RIB followed by
+/// [`crate::FibEvent::RestartComplete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartOptions {
+    /// RFC 4724's Selection_Deferral_Timer: the longest the restart can take,
+    /// whatever the peers do (default 360 s, BIRD's and Calico's).
+    #[serde(with = "secs")]
+    pub selection_deferral: Duration,
+    /// How long a configured peer that has not re-established is waited for,
+    /// counted from the start (default 30 s; a peer that stays down otherwise
+    /// stalls the restart up to `selection_deferral`, Calico's 240 s stalls).
+    #[serde(with = "secs")]
+    pub peer_wait: Duration,
+}
+
+impl Default for RestartOptions {
+    fn default() -> Self {
+        Self {
+            selection_deferral: Duration::from_secs(360),
+            peer_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Durations as whole seconds in JSON.
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
 }
 
 impl Default for SpeakerOptions {
@@ -243,6 +293,7 @@ impl Default for SpeakerOptions {
             policy: None,
             route_events: true,
             stale_path_time: Duration::from_secs(360),
+            restart: None,
         }
     }
 }

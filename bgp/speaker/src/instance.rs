@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tortie_bgp_rib::{DownKind, RibEntry};
+use tortie_bgp_rib::{DownKind, PolicyConfig, RibEntry};
 use tortie_bgp_wire::{Family, PathAttributes, Prefix};
 use tracing::Instrument;
 
@@ -29,9 +29,11 @@ pub(crate) enum Command {
     RemovePeer(IpAddr, Reply<Result<(), SpeakerError>>),
     Originate(Vec<Prefix>, Arc<PathAttributes>, Reply<()>),
     Withdraw(Vec<Prefix>, Reply<()>),
+    SetPolicy(Option<PolicyConfig>, Reply<()>),
     Status(Reply<Vec<PeerStatus>>),
     RibQuery(Option<Family>, Reply<Vec<RibEntry>>),
     SubscribeFib(Reply<mpsc::UnboundedReceiver<FibEvent>>),
+    Restarting(Reply<bool>),
     Shutdown(Reply<()>),
 }
 
@@ -97,7 +99,12 @@ impl Instance {
     ) -> Self {
         let (rib_tx, rib_rx) = mpsc::unbounded_channel();
         Self {
-            routing: RibDriver::new(config.asn, config.router_id, options),
+            routing: RibDriver::new(
+                config.asn,
+                config.router_id,
+                options,
+                &config.peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+            ),
             config,
             listener,
             cmd_rx,
@@ -169,6 +176,10 @@ impl Instance {
                 self.routing.withdraw(&prefixes);
                 let _ = reply.send(());
             }
+            Command::SetPolicy(policy, reply) => {
+                self.routing.set_policy(policy);
+                let _ = reply.send(());
+            }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
@@ -179,6 +190,9 @@ impl Instance {
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.routing.subscribe(tx);
                 let _ = reply.send(rx);
+            }
+            Command::Restarting(reply) => {
+                let _ = reply.send(self.routing.is_restarting());
             }
             Command::Shutdown(_) => {}
         }
@@ -241,6 +255,9 @@ impl Instance {
             cfg.asn,
             cfg.peer_type,
         )));
+        // RFC 4724 §4.1: a peer configured while our restart runs (e.g. once
+        // the owner has read its datastore) is waited for as well.
+        self.routing.expect_peer(cfg.address);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let shared = PeerShared {
             cfg: cfg.clone(),
@@ -252,6 +269,7 @@ impl Instance {
             rib_tx: self.rib_tx.clone(),
             epochs: self.epochs.clone(),
             route_events: self.route_events,
+            restarting: self.routing.restarting_flag(),
             epoch: 0,
         };
         let span = tracing::info_span!("peer", addr = %cfg.address);

@@ -9,7 +9,10 @@
 //!
 //! RFCs: 4271 (transport §8, UPDATE handling §9 for the Adj-RIB-In, §9.4
 //! origination), 2385 (TCP MD5), 5082 (GTSM), 4486 (Cease / max prefixes),
-//! 4724 §2 (End-of-RIB), 2918 (ROUTE-REFRESH answer), 7606 (treat-as-withdraw).
+//! 4724 §2 (End-of-RIB) and §4.1 (restarting speaker: R bit, deferred
+//! selection, [`SpeakerOptions::restart`]), 2918 (ROUTE-REFRESH answered, and
+//! sent after an import policy change, [`SpeakerHandle::set_policy`]), 7606
+//! (treat-as-withdraw).
 //! The FSM is `tortie-bgp-session`, the codec `tortie-bgp-wire`.
 //!
 //! ```no_run
@@ -34,7 +37,7 @@ pub mod transport;
 
 pub use config::{
     AddPathConfig, AfiName, Establishment, GracefulRestartConfig, NextHopMode, PeerConfig,
-    PeerType, SpeakerConfig, SpeakerOptions, TimersConfig,
+    PeerType, RestartOptions, SpeakerConfig, SpeakerOptions, TimersConfig,
 };
 pub use rib::{AdjRibIn, Originated, Path};
 pub use routing::FibEvent;
@@ -213,6 +216,19 @@ impl SpeakerHandle {
         self.ask(|r| Command::Withdraw(prefixes, r)).await
     }
 
+    /// Replaces the export/import policy at run time (`None` = accept and
+    /// export every unicast prefix, as [`SpeakerOptions::policy`] `None`).
+    /// Sessions stay up: newly exportable prefixes are announced, no longer
+    /// exportable ones withdrawn, and peers under the cluster import rules
+    /// are sent a ROUTE-REFRESH (RFC 2918) when those rules changed, so that
+    /// prefixes refused before come again.
+    pub async fn set_policy(
+        &self,
+        policy: Option<tortie_bgp_rib::PolicyConfig>,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::SetPolicy(policy, r)).await
+    }
+
     /// Every peer's status, sorted by address.
     pub async fn peer_status(&self) -> Result<Vec<PeerStatus>, SpeakerError> {
         self.ask(Command::Status).await
@@ -227,6 +243,13 @@ impl SpeakerHandle {
     /// Forwarding changes from now on, starting with the whole current table.
     pub async fn subscribe_fib(&self) -> Result<FibRx, SpeakerError> {
         self.ask(Command::SubscribeFib).await
+    }
+
+    /// True while the speaker, started with [`SpeakerOptions::restart`],
+    /// still defers route selection after its restart (RFC 4724 §4.1);
+    /// false once [`FibEvent::RestartComplete`] was sent (or without restart).
+    pub async fn restart_in_progress(&self) -> Result<bool, SpeakerError> {
+        self.ask(Command::Restarting).await
     }
 
     /// Stops every session and the speaker.

@@ -8,12 +8,13 @@ use crate::config::SpeakerOptions;
 use crate::peer::PeerCmd;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tortie_bgp_rib::{
-    DownKind, FibRoute, FibUpdate, Output, PeerInfo, PolicyConfig, PoolConfig, Rib, RibConfig,
-    RibEntry, RibEvent, UpdateBatch,
+    DownKind, FibRoute, FibUpdate, Output, PeerInfo, PolicyConfig, PoolConfig, RestartConfig, Rib,
+    RibConfig, RibEntry, RibEvent, UpdateBatch,
 };
 use tortie_bgp_wire::{
     encode, encode_announcements, encode_withdrawals, DecodeContext, Family, Message,
@@ -77,6 +78,9 @@ pub(crate) struct RibDriver {
     deadline: Option<Duration>,
     sessions: HashMap<IpAddr, SessionOut>,
     fib_subs: Vec<mpsc::UnboundedSender<FibEvent>>,
+    /// Our own restart (RFC 4724 §4.1) is in progress: the peer tasks set
+    /// the Restart State bit in OPENs while this is true.
+    restarting: Arc<AtomicBool>,
 }
 
 /// Pools covering everything: the speaker's default, accept and export all.
@@ -94,19 +98,50 @@ fn permissive() -> PolicyConfig {
 }
 
 impl RibDriver {
-    pub fn new(asn: u32, router_id: Ipv4Addr, opts: &SpeakerOptions) -> Self {
+    /// `expected` = the peers configured at start (waited for when
+    /// `opts.restart` makes this a restarting speaker).
+    pub fn new(asn: u32, router_id: Ipv4Addr, opts: &SpeakerOptions, expected: &[IpAddr]) -> Self {
         let mut cfg = RibConfig::new(asn, router_id);
         cfg.cluster_id = opts.cluster_id;
         cfg.max_paths = opts.max_paths.max(1);
         cfg.policy = opts.policy.clone().unwrap_or_else(permissive);
         cfg.stale_path_time = opts.stale_path_time;
+        cfg.restart = opts.restart.map(|r| RestartConfig {
+            expected_peers: expected.to_vec(),
+            selection_deferral: r.selection_deferral,
+            peer_wait: r.peer_wait,
+        });
+        let rib = Rib::new(cfg, Duration::ZERO);
+        if rib.is_restarting() {
+            tracing::info!(
+                expected = expected.len(),
+                "restarting speaker (RFC 4724 §4.1): selection deferred"
+            );
+        }
         Self {
-            rib: Rib::new(cfg, Duration::ZERO),
+            // The restart's timers run from now, before any input.
+            deadline: rib.deadline(),
+            restarting: Arc::new(AtomicBool::new(rib.is_restarting())),
+            rib,
             origin: tokio::time::Instant::now(),
-            deadline: None,
             sessions: HashMap::new(),
             fib_subs: Vec::new(),
         }
+    }
+
+    /// The flag the peer tasks read before each OPEN.
+    pub fn restarting_flag(&self) -> Arc<AtomicBool> {
+        self.restarting.clone()
+    }
+
+    /// True while our own restart defers selection.
+    pub fn is_restarting(&self) -> bool {
+        self.rib.is_restarting()
+    }
+
+    /// A peer configured while our restart is in progress is waited for too.
+    pub fn expect_peer(&mut self, peer: IpAddr) {
+        self.rib.expect_peer(peer);
     }
 
     fn now(&self) -> Duration {
@@ -190,6 +225,10 @@ impl RibDriver {
 
     /// RFC 2918 §4: the family's Adj-RIB-Out again.
     fn refresh(&mut self, peer: IpAddr, family: Family) {
+        // Our restart defers all UPDATEs: the table follows at its end.
+        if self.rib.is_restarting() {
+            return;
+        }
         let Ok(routes) = self.rib.adj_rib_out(peer, family) else {
             return;
         };
@@ -218,6 +257,14 @@ impl RibDriver {
         self.apply(out);
     }
 
+    /// Replaces the export/import rules (`None` = accept and export every
+    /// unicast prefix); exports are re-sent as a difference, and peers whose
+    /// imports changed are asked for their routes again.
+    pub fn set_policy(&mut self, policy: Option<PolicyConfig>) {
+        let out = self.rib.set_policy(policy.unwrap_or_else(permissive));
+        self.apply(out);
+    }
+
     pub fn query(&self, family: Option<Family>) -> Vec<RibEntry> {
         self.rib.query(family)
     }
@@ -234,9 +281,14 @@ impl RibDriver {
         Some((sent, self.rib.paths_from(peer) as u64))
     }
 
-    /// A new FIB subscriber: it gets the whole table first.
+    /// A new FIB subscriber: it gets the whole table first (empty while our
+    /// restart defers selection: the table comes whole at its end).
     pub fn subscribe(&mut self, tx: mpsc::UnboundedSender<FibEvent>) {
-        let all = fib_snapshot(&self.rib.query(None));
+        let all = if self.rib.is_restarting() {
+            Vec::new()
+        } else {
+            fib_snapshot(&self.rib.query(None))
+        };
         if tx.send(FibEvent::Routes(all)).is_ok() {
             self.fib_subs.push(tx);
         }
@@ -262,6 +314,8 @@ impl RibDriver {
                 tracing::info!(peer = %peer, paths, "stale routes swept (RFC 4724)");
             }
             RibEvent::RestartComplete => {
+                self.restarting.store(false, Ordering::Relaxed);
+                tracing::info!("restart complete (RFC 4724 §4.1): tables sent, FIB may sweep");
                 self.fib_subs
                     .retain(|s| s.send(FibEvent::RestartComplete).is_ok());
             }
@@ -269,8 +323,11 @@ impl RibDriver {
             RibEvent::MaxPrefixExceeded { peer, limit } => {
                 tracing::warn!(peer = %peer, limit, "RIB max-prefix reached");
             }
+            // The peer task knows whether ROUTE-REFRESH was negotiated.
             RibEvent::RouteRefreshNeeded { peer } => {
-                tracing::debug!(peer = %peer, "import rules changed; refresh not requested");
+                if let Some(s) = self.sessions.get(&peer) {
+                    let _ = s.tx.send(PeerCmd::RouteRefresh { epoch: s.epoch });
+                }
             }
         }
     }

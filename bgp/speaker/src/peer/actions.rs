@@ -12,7 +12,7 @@ use tortie_bgp_session::{
     Notification, Output, Session, State,
 };
 use tortie_bgp_wire::{
-    encode, DecodeContext, Direction, Family, Message, NotificationMsg, OpenMsg,
+    encode, DecodeContext, Direction, Family, Message, NotificationMsg, OpenMsg, RouteRefreshMsg,
     RouteRefreshSubtype, UpdateMsg,
 };
 
@@ -50,7 +50,8 @@ impl PeerRun<'_> {
                 }
             }
             Output::SendOpen => {
-                let m = Message::Open(self.local_open.clone());
+                let restarting = self.sh.restarting.load(Ordering::Relaxed);
+                let m = Message::Open(convert::with_restart_state(&self.local_open, restarting));
                 self.send(&m).await?;
             }
             Output::SendKeepalive => self.send(&Message::Keepalive).await?,
@@ -214,6 +215,33 @@ impl PeerRun<'_> {
                         family: rr.family,
                     });
                 }
+            }
+        }
+    }
+
+    /// RFC 2918 §3: a ROUTE-REFRESH (normal subtype) per negotiated family,
+    /// when the peer advertised the capability; otherwise only a warning —
+    /// routes refused under the old import rules were not kept, so they
+    /// stay missing until the peer re-sends them or the session restarts.
+    pub(super) async fn request_refresh(&mut self) {
+        let Some(neg) = self.fsm.negotiated().cloned() else {
+            return;
+        };
+        if !neg.route_refresh {
+            tracing::warn!(
+                "import rules changed but the peer does not support ROUTE-REFRESH: \
+                 routes refused before were not kept and stay missing until the \
+                 session restarts"
+            );
+            return;
+        }
+        for f in &neg.families {
+            let family = convert::family_to_wire(*f);
+            tracing::info!(%family, "import rules changed: sending ROUTE-REFRESH");
+            let m = Message::RouteRefresh(RouteRefreshMsg::request(family));
+            if self.send(&m).await.is_err() {
+                self.feed(Input::TcpFailed).await;
+                return;
             }
         }
     }

@@ -72,6 +72,19 @@ pub fn local_open(asn: u32, router_id: Ipv4Addr, cfg: &PeerConfig) -> OpenMsg {
     OpenMsg::new(asn, cfg.timers.hold_time, router_id, caps)
 }
 
+/// The OPEN to send now: RFC 4724 §3, the Restart State bit is set while
+/// our own restart is in progress (only in a Graceful Restart capability we
+/// offer anyway; the F bits stay as configured).
+pub fn with_restart_state(open: &OpenMsg, restarting: bool) -> OpenMsg {
+    let mut open = open.clone();
+    for c in &mut open.capabilities {
+        if let Capability::GracefulRestart(gr) = c {
+            gr.restart_state = restarting;
+        }
+    }
+    open
+}
+
 fn add_path_mode(m: wire::AddPathMode) -> session::AddPathMode {
     match m {
         wire::AddPathMode::Receive => session::AddPathMode::Receive,
@@ -133,6 +146,34 @@ pub fn notification_out(n: &session::Notification) -> NotificationMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_restart_state_bit_follows_the_flag_and_leaves_the_f_bits() {
+        let mut cfg = PeerConfig::new("10.0.0.2".parse().unwrap(), 65002);
+        cfg.graceful_restart = Some(crate::config::GracefulRestartConfig::default());
+        let open = local_open(65001, Ipv4Addr::new(10, 0, 0, 1), &cfg);
+        let gr = |o: &OpenMsg| {
+            o.capabilities
+                .iter()
+                .find_map(|c| match c {
+                    Capability::GracefulRestart(g) => Some(g.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let on = gr(&with_restart_state(&open, true));
+        assert!(on.restart_state);
+        assert!(on.families.iter().all(|f| f.forwarding_preserved));
+        assert_eq!(on.families.len(), 2);
+        assert!(!gr(&with_restart_state(&open, false)).restart_state);
+        // Without the capability configured, nothing is added.
+        let plain = local_open(
+            65001,
+            Ipv4Addr::new(10, 0, 0, 1),
+            &PeerConfig::new("10.0.0.2".parse().unwrap(), 65002),
+        );
+        assert_eq!(with_restart_state(&plain, true), plain);
+    }
 
     #[test]
     fn our_open_maps_to_what_the_fsm_expects() {

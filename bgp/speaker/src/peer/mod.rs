@@ -36,6 +36,9 @@ pub(crate) enum PeerCmd {
     Incoming(TcpStream),
     /// UPDATEs encoded by the instance for the session numbered `epoch`.
     Send { epoch: u64, bytes: Arc<Vec<u8>> },
+    /// Our import rules changed: ask the peer of session `epoch` for its
+    /// routes again (RFC 2918), every negotiated family.
+    RouteRefresh { epoch: u64 },
     /// Stop the session (Cease / Administrative Shutdown) and end the task.
     Stop,
 }
@@ -54,6 +57,8 @@ pub(crate) struct PeerShared {
     pub epochs: Arc<AtomicU64>,
     /// Keep an Adj-RIB-In here and emit `SpeakerEvent::Routes`.
     pub route_events: bool,
+    /// Our own restart is in progress: OPENs carry the Restart State bit.
+    pub restarting: Arc<std::sync::atomic::AtomicBool>,
     /// The number of the last Established session (0 = none yet).
     pub epoch: u64,
 }
@@ -275,6 +280,11 @@ impl<'a> PeerRun<'a> {
                 // RIB dumps the whole table to the next one.
                 if self.established && epoch == self.sh.epoch && self.write(&bytes).await.is_err() {
                     self.feed(Input::TcpFailed).await;
+                }
+            }
+            PeerCmd::RouteRefresh { epoch } => {
+                if self.established && epoch == self.sh.epoch {
+                    self.request_refresh().await;
                 }
             }
             PeerCmd::Stop => {}

@@ -1,6 +1,8 @@
 //! Shared helpers of the speaker's integration tests.
 #![allow(dead_code)]
 
+pub mod bird_gr;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tortie_bgp_speaker::{PeerStatus, SpeakerHandle};
