@@ -1,26 +1,30 @@
 //! The agent loop: joins the datastore syncer, the BGP speaker and the felix
-//! thread. A snapshot changes sessions (only those concerned), the blocks
-//! we originate and felix's input; a speaker event changes the learned
-//! routes and felix's input.
+//! thread. A snapshot changes sessions (only those concerned), Calico's
+//! import/export policy, the prefixes we originate and felix's input; a new
+//! AS, route reflector cluster id or listen port replaces the speaker (all
+//! sessions reset); the speaker's FIB stream (its Loc-RIB after the import
+//! policy) changes felix's input.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use tokio::sync::mpsc;
+use tortie_bgp_rib::PolicyConfig;
 use tortie_bgp_session::State;
 use tortie_bgp_speaker::{
-    EventRx, PeerStatus, Speaker, SpeakerConfig, SpeakerError, SpeakerEvent, SpeakerHandle,
-    SpeakerOptions,
+    EventRx, FibEvent, FibRx, PeerStatus, RestartOptions, SpeakerError, SpeakerEvent, SpeakerHandle,
 };
 use tortie_bgp_wire::{Origin, PathAttributes, Prefix};
 use tortie_datastore::OpenOptions;
 use tortie_felix::FelixInput;
 
-use crate::dataplane::FibState;
+use crate::bgp::SpeakerParams;
+use crate::dataplane::{FelixMsg, FibState, Start};
 use crate::feed::{felix_input, FeedContext};
 use crate::learned::Learned;
 use crate::peers::{desired_peers, diff, LocalIdentity, PeerMap};
@@ -38,6 +42,9 @@ pub struct AgentConfig {
     pub node_name: String,
     /// Node IP with prefix length.
     pub node_ip: IpNet,
+    /// IPv6 node address with prefix length (`--ip6`), registered as
+    /// `spec.bgp.ipv6Address`.
+    pub node_ip6: Option<IpNet>,
     /// BGP port (`None`: BGPConfiguration listenPort, else 179).
     pub bgp_port: Option<u16>,
     /// Control socket path.
@@ -81,11 +88,11 @@ pub struct Shared {
     pub node: String,
     /// BGP identifier.
     pub router_id: Ipv4Addr,
-    /// Our AS.
-    pub asn: u32,
-    /// The speaker.
-    pub speaker: SpeakerHandle,
-    /// Routes learned.
+    /// Our AS (changes when the speaker is replaced).
+    asn: AtomicU32,
+    /// The running speaker (replaced on an AS / cluster id change).
+    current_speaker: RwLock<SpeakerHandle>,
+    /// End-of-RIB per peer and the Loc-RIB's forwarding table.
     pub learned: Mutex<Learned>,
     /// FIB state from felix (`None` with `--dataplane none`).
     pub fib: Option<Arc<Mutex<FibState>>>,
@@ -94,9 +101,31 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The running speaker.
+    pub fn speaker(&self) -> SpeakerHandle {
+        self.current_speaker
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Our AS.
+    pub fn asn(&self) -> u32 {
+        self.asn.load(Ordering::Relaxed)
+    }
+
+    /// Installs a new speaker running with AS `asn`.
+    fn replace_speaker(&self, speaker: SpeakerHandle, asn: u32) {
+        *self
+            .current_speaker
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = speaker;
+        self.asn.store(asn, Ordering::Relaxed);
+    }
+
     /// Every peer's status from the speaker (empty if it stopped).
     pub async fn peers(&self) -> Vec<PeerStatus> {
-        self.speaker.peer_status().await.unwrap_or_default()
+        self.speaker().peer_status().await.unwrap_or_default()
     }
 
     /// FIB in sync and route count.
@@ -134,12 +163,21 @@ impl Shared {
 struct Agent {
     me: LocalIdentity,
     node_ip: IpNet,
+    router_id: Ipv4Addr,
+    bgp_port_flag: Option<u16>,
     shared: Arc<Shared>,
     running: PeerMap,
     originated: BTreeSet<Prefix>,
-    felix_tx: Option<std::sync::mpsc::Sender<FelixInput>>,
+    felix_tx: Option<std::sync::mpsc::Sender<FelixMsg>>,
     last_input: Option<FelixInput>,
     connected: Vec<IpNet>,
+    /// What the running speaker was started with.
+    params: SpeakerParams,
+    /// The policy the speaker has.
+    policy: PolicyConfig,
+    /// The running speaker's events and FIB stream.
+    events: EventRx,
+    fib_rx: FibRx,
 }
 
 /// IPv4 subnets of this namespace's interfaces (workload veths excluded).
@@ -154,17 +192,21 @@ fn connected_subnets() -> Vec<IpNet> {
         .collect()
 }
 
-fn to_prefix(n: &IpNet) -> Option<Prefix> {
-    Prefix::new(n.addr(), n.prefix_len()).ok()
-}
-
 impl Agent {
-    async fn on_snapshot(&mut self, snap: Snapshot) {
+    async fn on_snapshot(&mut self, snap: Snapshot) -> Result<(), AgentError> {
+        let params = SpeakerParams::from_snapshot(&snap, &self.me.name, self.bgp_port_flag);
+        let built = crate::policy::build(&snap, &self.me.name);
+        if let Some(why) = self.params.restart_reason(&params) {
+            self.restart_speaker(params, built.policy.clone(), &why)
+                .await?;
+        }
+        self.set_policy(built).await;
+        let speaker = self.shared.speaker();
         let desired = desired_peers(&snap, &self.me);
         let d = diff(&self.running, &desired);
         for p in d.remove {
             tracing::info!(peer = %p, "removing peer");
-            if let Err(e) = self.shared.speaker.remove_peer(p).await {
+            if let Err(e) = speaker.remove_peer(p).await {
                 tracing::warn!(peer = %p, error = %e, "remove_peer failed");
             }
             self.shared
@@ -175,13 +217,13 @@ impl Agent {
         }
         for p in d.add {
             tracing::info!(peer = %p.address, peer_type = p.peer_type.as_str(), "adding peer");
-            if let Err(e) = self.shared.speaker.add_peer(p.clone()).await {
+            if let Err(e) = speaker.add_peer(p.clone()).await {
                 tracing::warn!(peer = %p.address, error = %e, "add_peer failed");
             }
         }
         for p in d.update {
             tracing::info!(peer = %p.address, "updating peer");
-            if let Err(e) = self.shared.speaker.update_peer(p.clone()).await {
+            if let Err(e) = speaker.update_peer(p.clone()).await {
                 tracing::warn!(peer = %p.address, error = %e, "update_peer failed");
             }
         }
@@ -196,30 +238,112 @@ impl Agent {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = snap;
         self.feed();
+        Ok(())
+    }
+
+    /// Hands a changed policy to the speaker (sessions stay up).
+    async fn set_policy(&mut self, built: crate::policy::BuiltPolicy) {
+        if built.policy == self.policy {
+            return;
+        }
+        for p in &built.problems {
+            tracing::warn!(problem = %p, "BGP policy");
+        }
+        tracing::info!(
+            pools = built.policy.pools.len(),
+            local_blocks = built.policy.local_blocks.len(),
+            service_cidrs = built.policy.service_cidrs.len(),
+            "BGP import/export policy changed"
+        );
+        if let Err(e) = self
+            .shared
+            .speaker()
+            .set_policy(Some(built.policy.clone()))
+            .await
+        {
+            tracing::warn!(error = %e, "set_policy failed");
+        }
+        self.policy = built.policy;
+    }
+
+    /// Replaces the speaker: every session resets, peers, originations and
+    /// the FIB subscription are set up again on the new one.
+    async fn restart_speaker(
+        &mut self,
+        params: SpeakerParams,
+        policy: PolicyConfig,
+        why: &str,
+    ) -> Result<(), AgentError> {
+        tracing::warn!(
+            change = why,
+            "restarting the BGP speaker in-process: every BGP session resets"
+        );
+        let _ = self.shared.speaker().shutdown().await;
+        let (speaker, events) =
+            crate::bgp::start(params, self.router_id, Some(policy.clone()), None).await?;
+        let fib_rx = speaker.subscribe_fib().await?;
+        self.shared.replace_speaker(speaker, params.asn);
+        self.shared
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        if self.bgp_port_flag.is_none() {
+            self.me.port = params.port;
+        }
+        self.running = PeerMap::new();
+        self.originated = BTreeSet::new();
+        self.policy = policy;
+        self.params = params;
+        self.events = events;
+        self.fib_rx = fib_rx;
+        Ok(())
     }
 
     async fn originate(&mut self, snap: &Snapshot) {
-        let want: BTreeSet<Prefix> = snap
-            .blocks_of(&self.me.name)
-            .iter()
-            .filter(|b| snap.pool_of(b).is_some_and(|p| !p.spec.disable_bgp_export))
-            .filter_map(to_prefix)
-            .collect();
+        let want = crate::policy::originations(snap, &self.me.name, &self.policy);
         let gone: Vec<Prefix> = self.originated.difference(&want).copied().collect();
         let new: Vec<Prefix> = want.difference(&self.originated).copied().collect();
+        let speaker = self.shared.speaker();
         if !gone.is_empty() {
-            tracing::info!(count = gone.len(), "withdrawing blocks");
-            let _ = self.shared.speaker.withdraw(gone).await;
+            tracing::info!(count = gone.len(), "withdrawing prefixes");
+            let _ = speaker.withdraw(gone).await;
         }
         if !new.is_empty() {
-            tracing::info!(count = new.len(), "originating blocks");
+            tracing::info!(count = new.len(), "originating prefixes");
             let attrs = PathAttributes {
                 origin: Some(Origin::Igp),
                 ..PathAttributes::default()
             };
-            let _ = self.shared.speaker.originate(new, attrs).await;
+            let _ = speaker.originate(new, attrs).await;
         }
         self.originated = want;
+    }
+
+    fn on_fib(&mut self, ev: FibEvent) {
+        if ev == FibEvent::RestartComplete {
+            self.on_restart_complete();
+            return;
+        }
+        let changed = self
+            .shared
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_fib(&ev);
+        if changed {
+            self.feed();
+        }
+    }
+
+    /// The speaker's restart is over and felix has the whole Loc-RIB (the
+    /// FIB stream sent it just before): felix may sweep the BGP routes of
+    /// the previous run that are not in it.
+    fn on_restart_complete(&mut self) {
+        tracing::info!("graceful restart complete: sweeping stale BGP routes");
+        if let Some(tx) = &self.felix_tx {
+            let _ = tx.send(FelixMsg::ReleaseHold);
+        }
     }
 
     fn on_speaker_event(&mut self, ev: SpeakerEvent) {
@@ -235,12 +359,6 @@ impl Agent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .on_event(&ev);
-        if matches!(
-            ev,
-            SpeakerEvent::Routes { .. } | SpeakerEvent::PeerDown { .. }
-        ) {
-            self.feed();
-        }
     }
 
     fn feed(&mut self) {
@@ -265,7 +383,7 @@ impl Agent {
             felix_input(&snap, ctx, &hops)
         };
         if self.last_input.as_ref() != Some(&input) {
-            let _ = tx.send(input.clone());
+            let _ = tx.send(FelixMsg::Input(Box::new(input.clone())));
             self.last_input = Some(input);
         }
     }
@@ -278,6 +396,7 @@ fn start_syncer(cfg: &AgentConfig) -> mpsc::UnboundedReceiver<Snapshot> {
         options: cfg.options.clone(),
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip,
+        node_ip6: cfg.node_ip6,
         resync: Duration::from_secs(10),
     };
     std::thread::Builder::new()
@@ -287,46 +406,44 @@ fn start_syncer(cfg: &AgentConfig) -> mpsc::UnboundedReceiver<Snapshot> {
     rx
 }
 
-fn start_felix(cfg: &AgentConfig) -> (std::sync::mpsc::Sender<FelixInput>, Arc<Mutex<FibState>>) {
+fn start_felix(
+    cfg: &AgentConfig,
+    start: Start,
+) -> (std::sync::mpsc::Sender<FelixMsg>, Arc<Mutex<FibState>>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let state = Arc::new(Mutex::new(FibState::default()));
     let st = state.clone();
     let fc = crate::dataplane::felix_config(&cfg.mtu_file);
     std::thread::Builder::new()
         .name("felix".into())
-        .spawn(move || crate::dataplane::run(fc, rx, st))
+        .spawn(move || crate::dataplane::run(fc, start, rx, st))
         .ok();
     (tx, state)
 }
 
-fn start_speaker(
-    cfg: &AgentConfig,
-    snap: &Snapshot,
-    router_id: Ipv4Addr,
-) -> Result<(SpeakerHandle, EventRx, u32), AgentError> {
-    let asn = snap
-        .node(&cfg.node_name)
-        .map_or_else(|| snap.default_asn(), |n| snap.node_asn(n));
-    let port = cfg
-        .bgp_port
-        .or_else(|| snap.bgp_config.as_ref().and_then(|c| c.listen_port))
-        .unwrap_or(179);
-    let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
-    tracing::info!(asn, %router_id, %listen, "starting the BGP speaker");
-    let options = SpeakerOptions {
-        cluster_id: snap
-            .node(&cfg.node_name)
-            .and_then(crate::snapshot::rr_cluster),
-        ..SpeakerOptions::default()
-    };
-    let config = SpeakerConfig {
-        asn,
-        router_id,
-        listen: Some(listen),
-        peers: vec![],
-    };
-    let (h, rx) = Speaker::start_with(config, options)?;
-    Ok((h, rx, asn))
+/// A restart: felix's protocols hold routes in the kernel from a previous
+/// run (`kill -9`, a crash, an upgrade). Then the speaker starts as an
+/// RFC 4724 §4.1 restarting speaker and felix holds those BGP routes until
+/// the speaker's restart is complete. `None` for a fresh start and with
+/// `--dataplane none`.
+fn detect_restart(cfg: &AgentConfig) -> Option<RestartOptions> {
+    if !cfg.dataplane {
+        return None;
+    }
+    match crate::dataplane::previous_routes(&crate::dataplane::felix_config(&cfg.mtu_file)) {
+        Ok(0) => None,
+        Ok(routes) => {
+            tracing::info!(
+                routes,
+                "routes of a previous run in the kernel: restarting gracefully (RFC 4724)"
+            );
+            Some(RestartOptions::default())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the kernel's routes: starting afresh");
+            None
+        }
+    }
 }
 
 fn sigterm() -> Result<tokio::signal::unix::Signal, AgentError> {
@@ -345,23 +462,29 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     };
     let mut snap_rx = start_syncer(&cfg);
     let first = snap_rx.recv().await.ok_or(AgentError::SyncerStopped)?;
-    let (speaker, mut events, asn) = start_speaker(&cfg, &first, router_id)?;
+    let params = SpeakerParams::from_snapshot(&first, &cfg.node_name, cfg.bgp_port);
+    let built = crate::policy::build(&first, &cfg.node_name);
+    for p in &built.problems {
+        tracing::warn!(problem = %p, "BGP policy");
+    }
+    let restart = detect_restart(&cfg);
+    let (speaker, events) =
+        crate::bgp::start(params, router_id, Some(built.policy.clone()), restart).await?;
+    let fib_rx = speaker.subscribe_fib().await?;
+    let felix_start = restart.map_or(Start::Fresh, |r| {
+        Start::Restart(r.selection_deferral + crate::dataplane::RESTART_HOLD_MARGIN)
+    });
     let (felix_tx, fib) = if cfg.dataplane {
-        let (tx, st) = start_felix(&cfg);
+        let (tx, st) = start_felix(&cfg, felix_start);
         (Some(tx), Some(st))
     } else {
         (None, None)
     };
-    let port = first
-        .bgp_config
-        .as_ref()
-        .and_then(|c| c.listen_port)
-        .unwrap_or(179);
     let shared = Arc::new(Shared {
         node: cfg.node_name.clone(),
         router_id,
-        asn,
-        speaker: speaker.clone(),
+        asn: AtomicU32::new(params.asn),
+        current_speaker: RwLock::new(speaker),
         learned: Mutex::new(Learned::default()),
         fib,
         snapshot: Mutex::new(Snapshot::default()),
@@ -372,28 +495,35 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         me: LocalIdentity {
             name: cfg.node_name.clone(),
             ip: cfg.node_ip.addr(),
-            port: cfg.bgp_port.unwrap_or(port),
+            port: params.port,
         },
         node_ip: cfg.node_ip,
+        router_id,
+        bgp_port_flag: cfg.bgp_port,
         shared,
         running: PeerMap::new(),
         originated: BTreeSet::new(),
         felix_tx,
         last_input: None,
         connected: Vec::new(),
+        params,
+        policy: built.policy,
+        events,
+        fib_rx,
     };
-    agent.on_snapshot(first).await;
+    agent.on_snapshot(first).await?;
     let mut term = sigterm()?;
     loop {
         tokio::select! {
-            Some(s) = snap_rx.recv() => agent.on_snapshot(s).await,
-            Some(ev) = events.recv() => agent.on_speaker_event(ev),
+            Some(s) = snap_rx.recv() => agent.on_snapshot(s).await?,
+            Some(ev) = agent.events.recv() => agent.on_speaker_event(ev),
+            Some(ev) = agent.fib_rx.recv() => agent.on_fib(ev),
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
     }
     tracing::info!("shutting down");
-    let _ = speaker.shutdown().await;
+    let _ = agent.shared.speaker().shutdown().await;
     let _ = std::fs::remove_file(&cfg.control_socket);
     Ok(())
 }

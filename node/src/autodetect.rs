@@ -1,6 +1,7 @@
-//! Node IP autodetection (`--ip-autodetect`), as calico-node's
-//! `IP_AUTODETECTION_METHOD`: a pure choice over a list of interfaces and
-//! their addresses, plus a reader of this namespace's real interfaces.
+//! Node IP autodetection (`--ip-autodetect`, `--ip6-autodetect`), as
+//! calico-node's `IP_AUTODETECTION_METHOD` / `IP6_AUTODETECTION_METHOD`: a
+//! pure choice over a list of interfaces and their addresses (IPv4 or
+//! IPv6), plus a reader of this namespace's real interfaces.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -93,10 +94,27 @@ const EXCLUDED_PREFIXES: &[&str] = &[
     "br-",
 ];
 
-fn usable_v4(n: &IpNet) -> bool {
-    match n.addr() {
-        IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local() && !a.is_unspecified(),
-        IpAddr::V6(_) => false,
+/// Which address family a node address is chosen from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// `spec.bgp.ipv4Address`.
+    V4,
+    /// `spec.bgp.ipv6Address`.
+    V6,
+}
+
+/// An address calico-node would take as the node address: not loopback,
+/// unspecified, link-local (169.254/16, fe80::/10) or multicast.
+fn usable(n: &IpNet, family: IpFamily) -> bool {
+    match (n.addr(), family) {
+        (IpAddr::V4(a), IpFamily::V4) => {
+            !a.is_loopback() && !a.is_link_local() && !a.is_unspecified()
+        }
+        (IpAddr::V6(a), IpFamily::V6) => {
+            let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
+            !a.is_loopback() && !a.is_unspecified() && !a.is_multicast() && !link_local
+        }
+        _ => false,
     }
 }
 
@@ -111,12 +129,22 @@ pub fn choose(
     interfaces: &[InterfaceAddrs],
     route_source: Option<IpAddr>,
 ) -> Option<IpNet> {
+    choose_family(IpFamily::V4, method, interfaces, route_source)
+}
+
+/// Chooses the node address of `family` with its prefix length.
+pub fn choose_family(
+    family: IpFamily,
+    method: &AutodetectMethod,
+    interfaces: &[InterfaceAddrs],
+    route_source: Option<IpAddr>,
+) -> Option<IpNet> {
     let first = |pick: &dyn Fn(&InterfaceAddrs) -> bool| {
         interfaces
             .iter()
             .filter(|i| pick(i))
             .flat_map(|i| i.addrs.iter())
-            .find(|a| usable_v4(a))
+            .find(|a| usable(a, family))
             .copied()
     };
     match method {
@@ -128,14 +156,14 @@ pub fn choose(
         AutodetectMethod::Cidr(cidrs) => interfaces
             .iter()
             .flat_map(|i| i.addrs.iter())
-            .find(|a| usable_v4(a) && cidrs.iter().any(|c| c.contains(&a.addr())))
+            .find(|a| usable(a, family) && cidrs.iter().any(|c| c.contains(&a.addr())))
             .copied(),
         AutodetectMethod::CanReach(_) => {
             let src = route_source?;
             interfaces
                 .iter()
                 .flat_map(|i| i.addrs.iter())
-                .find(|a| a.addr() == src)
+                .find(|a| a.addr() == src && usable(a, family))
                 .copied()
         }
     }
@@ -200,14 +228,54 @@ pub fn route_source(target: IpAddr) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
-/// Detects the node IP in this namespace with `method`.
+/// Detects the node IPv4 address in this namespace with `method`.
 pub fn detect(method: &AutodetectMethod) -> Result<Option<IpNet>, ReadError> {
+    detect_family(IpFamily::V4, method)
+}
+
+/// Detects the node address of `family` in this namespace with `method`.
+pub fn detect_family(
+    family: IpFamily,
+    method: &AutodetectMethod,
+) -> Result<Option<IpNet>, ReadError> {
     let interfaces = read_interfaces()?;
     let src = match method {
         AutodetectMethod::CanReach(ip) => route_source(*ip),
         _ => None,
     };
-    Ok(choose(method, &interfaces, src))
+    Ok(choose_family(family, method, &interfaces, src))
+}
+
+/// calico-node's `IP6` setting (`--ip6`): no IPv6 node address (the
+/// default), autodetect one with `--ip6-autodetect`, or this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ip6Setting {
+    /// No IPv6 address is registered.
+    None,
+    /// Found with the IPv6 autodetection method.
+    Autodetect,
+    /// Given: an IPv6 address with prefix length.
+    Address(IpNet),
+}
+
+/// A `--ip6` value that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("--ip6: {0:?} is invalid (valid: none, autodetect, or an IPv6 CIDR such as fd00:1::5/64)")]
+pub struct Ip6Error(pub String);
+
+impl FromStr for Ip6Setting {
+    type Err = Ip6Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "none" => Ok(Self::None),
+            "autodetect" => Ok(Self::Autodetect),
+            _ => match s.parse::<IpNet>() {
+                Ok(n @ IpNet::V6(_)) => Ok(Self::Address(n)),
+                _ => Err(Ip6Error(s.to_string())),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +291,7 @@ mod tests {
             i("lo", &["127.0.0.1/8"]),
             i("docker0", &["172.17.0.1/16"]),
             i("eth0", &["fe80::1/64", "10.0.1.5/24"]),
-            i("eth1", &["192.168.7.2/24"]),
+            i("eth1", &["192.168.7.2/24", "fd00:7::2/64"]),
             i("cali1234", &["169.254.1.1/32"]),
         ]
     }
@@ -272,6 +340,48 @@ mod tests {
             Some("192.168.7.2/24".parse().unwrap())
         );
         assert_eq!(choose(&m("can-reach=192.168.7.1"), &ifs(), None), None);
+    }
+
+    #[test]
+    fn ipv6_methods_choose_a_global_ipv6_address_and_skip_link_local() {
+        let v6 = |m: &str, src: Option<&str>| {
+            choose_family(
+                IpFamily::V6,
+                &self::m(m),
+                &ifs(),
+                src.map(|s| s.parse().unwrap()),
+            )
+            .map(|n| n.to_string())
+        };
+        // eth0 has only a link-local IPv6 address: first-found goes on to eth1.
+        assert_eq!(v6("first-found", None).as_deref(), Some("fd00:7::2/64"));
+        assert_eq!(v6("interface=eth0", None), None);
+        assert_eq!(v6("cidr=fd00::/8", None).as_deref(), Some("fd00:7::2/64"));
+        assert_eq!(v6("cidr=10.0.0.0/8", None), None);
+        assert_eq!(
+            v6("can-reach=fd00:7::1", Some("fd00:7::2")).as_deref(),
+            Some("fd00:7::2/64")
+        );
+        // The IPv4 choice is unchanged by IPv6 addresses.
+        assert_eq!(
+            choose(&m("interface=eth1"), &ifs(), None),
+            Some("192.168.7.2/24".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn ip6_setting_parses_like_calico_node() {
+        assert_eq!("none".parse::<Ip6Setting>().unwrap(), Ip6Setting::None);
+        assert_eq!(
+            "autodetect".parse::<Ip6Setting>().unwrap(),
+            Ip6Setting::Autodetect
+        );
+        assert_eq!(
+            "fd00:1::5/64".parse::<Ip6Setting>().unwrap(),
+            Ip6Setting::Address("fd00:1::5/64".parse().unwrap())
+        );
+        let e = "10.0.0.1/24".parse::<Ip6Setting>().unwrap_err();
+        assert!(e.to_string().contains("autodetect"), "{e}");
     }
 
     #[test]

@@ -23,10 +23,12 @@ fn encap(m: ModelEncap) -> EncapMode {
     }
 }
 
+/// Every pool, `disabled` ones included: `disabled` only stops new
+/// allocations (Calico IPAM); pods already in such a pool keep their
+/// encapsulation and NAT outgoing, and traffic to them is not masqueraded.
 fn pools(snap: &Snapshot) -> Vec<Pool> {
     snap.pools
         .iter()
-        .filter(|p| !p.spec.disabled)
         .map(|p| Pool {
             cidr: p.spec.cidr,
             ipip_mode: encap(p.spec.ipip_mode()),
@@ -218,6 +220,28 @@ mod tests {
             node_ip: "10.0.1.11/24".parse().unwrap(),
             connected,
         }
+    }
+
+    #[test]
+    fn pools_carry_nat_outgoing_and_disabled_pools_stay() {
+        let mut s = snap(ModelEncap::Never);
+        s.pools[0].spec.nat_outgoing = true;
+        let mut off = IpPool::new("off", "10.250.0.0/16".parse().unwrap());
+        off.spec.disabled = true;
+        s.pools.push(off);
+        let i = felix_input(&s, ctx(&[]), &learned());
+        let nat: Vec<(String, bool)> = i
+            .pools
+            .iter()
+            .map(|p| (p.cidr.to_string(), p.nat_outgoing))
+            .collect();
+        assert_eq!(
+            nat,
+            [
+                ("10.244.0.0/16".to_string(), true),
+                ("10.250.0.0/16".to_string(), false)
+            ]
+        );
     }
 
     #[test]

@@ -1,27 +1,23 @@
-//! Routes learned over BGP, mirrored from the speaker's events: per peer,
-//! per prefix, the path received. From it come the `bgp rib` rows and the
-//! remote blocks felix installs (per prefix, the next hops of every
-//! established peer = ECMP).
+//! What tortie-node keeps of the speaker's output: per peer, whether it
+//! sent End-of-RIB since it came up (readiness), and the forwarding table
+//! of the speaker's Loc-RIB (its FIB stream: per prefix the best/ECMP next
+//! hops, after the import policy), which becomes the remote blocks felix
+//! installs. The `bgp rib` rows are the speaker's Loc-RIB converted to the
+//! INTERFACES.md shape. Routes a peer sent but the import policy refused
+//! are in neither.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use tortie_bgp_speaker::{Path, SpeakerEvent};
-use tortie_bgp_wire::{Afi, Prefix};
+use tortie_bgp_speaker::{FibEvent, SpeakerEvent};
 
-#[derive(Debug, Default, Clone)]
-struct PeerRoutes {
-    end_of_rib: bool,
-    routes: BTreeMap<Prefix, Arc<Path>>,
-}
-
-/// Every route learned, by peer.
+/// End-of-RIB per peer and the Loc-RIB's forwarding table.
 #[derive(Debug, Default, Clone)]
 pub struct Learned {
-    peers: BTreeMap<IpAddr, PeerRoutes>,
+    end_of_rib: BTreeMap<IpAddr, bool>,
+    fib: BTreeMap<IpNet, BTreeSet<IpAddr>>,
 }
 
 /// One path of a `bgp rib -o json` row (field names are the contract).
@@ -52,188 +48,174 @@ pub struct RibEntry {
     pub paths: Vec<RibPath>,
 }
 
-fn rib_path(peer: IpAddr, p: &Path) -> RibPath {
-    let a = &p.attrs;
-    RibPath {
-        peer,
-        next_hop: p.next_hop,
-        as_path: a
-            .as_path
-            .as_ref()
-            .map(|ap| ap.segments.iter().flat_map(|s| s.asns.clone()).collect())
-            .unwrap_or_default(),
-        local_pref: a.local_pref.unwrap_or(100),
-        med: a.med,
-        communities: a.communities.iter().map(ToString::to_string).collect(),
-        best: false,
-    }
+fn rib_path(p: &tortie_bgp_speaker::RibPath) -> Option<RibPath> {
+    Some(RibPath {
+        peer: p.peer.parse().ok()?,
+        next_hop: p.next_hop.as_deref()?.parse().ok()?,
+        as_path: p.as_path.clone(),
+        local_pref: p.local_pref,
+        med: p.med,
+        communities: p.communities.clone(),
+        best: p.best,
+    })
 }
 
-/// Best-path order among the paths kept: higher LOCAL_PREF, shorter
-/// AS_PATH, lower MED, lower peer address (RFC 4271 §9.1.2.2, simplified).
-fn rank(p: &RibPath) -> (std::cmp::Reverse<u32>, usize, u32, IpAddr) {
-    (
-        std::cmp::Reverse(p.local_pref),
-        p.as_path.len(),
-        p.med.unwrap_or(0),
-        p.peer,
-    )
+/// The speaker's Loc-RIB as `bgp rib` rows: paths learned from peers only
+/// (our own originations have no peer and no next hop), prefixes without
+/// such a path left out.
+pub fn rib_rows(entries: &[tortie_bgp_speaker::RibEntry]) -> Vec<RibEntry> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let paths: Vec<RibPath> = e.paths.iter().filter_map(rib_path).collect();
+            (!paths.is_empty()).then(|| RibEntry {
+                prefix: e.prefix.clone(),
+                paths,
+            })
+        })
+        .collect()
 }
 
-fn to_ipnet(p: &Prefix) -> Option<IpNet> {
+fn to_ipnet(p: &tortie_bgp_wire::Prefix) -> Option<IpNet> {
     IpNet::new(p.addr(), p.len()).ok()
 }
 
 impl Learned {
-    /// Applies one speaker event.
+    /// Applies one speaker event (End-of-RIB bookkeeping).
     pub fn on_event(&mut self, ev: &SpeakerEvent) {
         match ev {
-            SpeakerEvent::PeerUp { peer, .. } => {
-                self.peers.insert(*peer, PeerRoutes::default());
-            }
-            SpeakerEvent::PeerDown { peer, .. } => {
-                self.peers.remove(peer);
-            }
-            SpeakerEvent::Routes {
-                peer,
-                announced,
-                withdrawn,
-                ..
-            } => {
-                let t = self.peers.entry(*peer).or_default();
-                for n in withdrawn {
-                    t.routes.remove(&n.prefix);
-                }
-                for (n, p) in announced {
-                    t.routes.insert(n.prefix, p.clone());
-                }
+            SpeakerEvent::PeerUp { peer, .. } | SpeakerEvent::PeerDown { peer, .. } => {
+                self.end_of_rib.insert(*peer, false);
             }
             SpeakerEvent::EndOfRib { peer, .. } => {
-                self.peers.entry(*peer).or_default().end_of_rib = true;
+                self.end_of_rib.insert(*peer, true);
+            }
+            SpeakerEvent::Routes { .. } => {}
+        }
+    }
+
+    /// Applies one FIB event; true when the forwarding table changed.
+    pub fn on_fib(&mut self, ev: &FibEvent) -> bool {
+        let FibEvent::Routes(updates) = ev else {
+            return false;
+        };
+        let mut changed = false;
+        for u in updates {
+            let Some(net) = to_ipnet(&u.prefix) else {
+                continue;
+            };
+            match &u.route {
+                Some(r) => {
+                    let hops: BTreeSet<IpAddr> = r.next_hops.iter().copied().collect();
+                    changed |= self.fib.insert(net, hops.clone()).as_ref() != Some(&hops);
+                }
+                None => changed |= self.fib.remove(&net).is_some(),
             }
         }
+        changed
+    }
+
+    /// Forgets everything (the speaker was replaced).
+    pub fn clear(&mut self) {
+        *self = Self::default();
     }
 
     /// Forgets a peer (it was removed from the configuration).
     pub fn forget(&mut self, peer: &IpAddr) {
-        self.peers.remove(peer);
+        self.end_of_rib.remove(peer);
     }
 
     /// True once the peer sent End-of-RIB since it came up.
     pub fn end_of_rib(&self, peer: &IpAddr) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.end_of_rib)
+        self.end_of_rib.get(peer).copied().unwrap_or(false)
     }
 
-    /// The Loc-RIB rows, optionally of one address family.
-    pub fn rib(&self, afi: Option<Afi>) -> Vec<RibEntry> {
-        let mut by_prefix: BTreeMap<Prefix, Vec<RibPath>> = BTreeMap::new();
-        for (peer, t) in &self.peers {
-            for (prefix, path) in &t.routes {
-                let is_v4 = prefix.addr().is_ipv4();
-                match afi {
-                    Some(Afi::Ipv4) if !is_v4 => continue,
-                    Some(Afi::Ipv6) if is_v4 => continue,
-                    _ => {}
-                }
-                by_prefix
-                    .entry(*prefix)
-                    .or_default()
-                    .push(rib_path(*peer, path));
-            }
-        }
-        by_prefix
-            .into_iter()
-            .map(|(prefix, mut paths)| {
-                paths.sort_by_key(rank);
-                if let Some(first) = paths.first_mut() {
-                    first.best = true;
-                }
-                RibEntry {
-                    prefix: prefix.to_string(),
-                    paths,
-                }
-            })
-            .collect()
-    }
-
-    /// Remote prefixes with the next hops of every path (ECMP), sorted.
+    /// Remote prefixes of the Loc-RIB with their next hops (ECMP), sorted.
     pub fn next_hops(&self) -> BTreeMap<IpNet, BTreeSet<IpAddr>> {
-        let mut out: BTreeMap<IpNet, BTreeSet<IpAddr>> = BTreeMap::new();
-        for t in self.peers.values() {
-            for (prefix, path) in &t.routes {
-                if let Some(net) = to_ipnet(prefix) {
-                    out.entry(net).or_default().insert(path.next_hop);
-                }
-            }
-        }
-        out
+        self.fib.clone()
     }
 
-    /// Number of prefixes learned in total.
+    /// Number of prefixes in the forwarding table.
     pub fn len(&self) -> usize {
-        self.peers.values().map(|p| p.routes.len()).sum()
+        self.fib.len()
     }
 
-    /// True when nothing was learned.
+    /// True when the forwarding table is empty.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.fib.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tortie_bgp_wire::{Family, Nlri, PathAttributes};
+    use tortie_bgp_speaker::{FibRoute, FibUpdate};
+    use tortie_bgp_wire::{Family, Prefix};
 
-    fn routes(peer: &str, prefix: &str, hop: &str, lp: Option<u32>) -> SpeakerEvent {
-        let net: IpNet = prefix.parse().unwrap();
-        let p = Prefix::new(net.addr(), net.prefix_len()).unwrap();
-        let attrs = PathAttributes {
-            local_pref: lp,
-            ..Default::default()
-        };
-        SpeakerEvent::Routes {
-            peer: peer.parse().unwrap(),
-            family: Family::IPV4_UNICAST,
-            announced: vec![(
-                Nlri::new(p),
-                Arc::new(Path {
-                    next_hop: hop.parse().unwrap(),
-                    attrs: Arc::new(attrs),
-                }),
-            )],
-            withdrawn: vec![],
+    fn update(prefix: &str, hops: &[&str]) -> FibUpdate {
+        FibUpdate {
+            prefix: prefix.parse::<Prefix>().unwrap(),
+            route: (!hops.is_empty()).then(|| FibRoute {
+                next_hops: hops.iter().map(|h| h.parse().unwrap()).collect(),
+                stale: false,
+            }),
         }
     }
 
     #[test]
-    fn two_peers_with_the_same_prefix_make_ecmp_next_hops() {
+    fn the_fib_stream_gives_ecmp_next_hops_and_removals() {
         let mut l = Learned::default();
-        l.on_event(&routes("10.0.1.2", "10.244.0.0/26", "10.0.1.2", None));
-        l.on_event(&routes("10.0.1.3", "10.244.0.0/26", "10.0.1.3", None));
+        let ev = FibEvent::Routes(vec![
+            update("10.244.0.0/26", &["10.0.1.2", "10.0.1.3"]),
+            update("10.244.0.64/26", &["10.0.1.2"]),
+        ]);
+        assert!(l.on_fib(&ev));
+        assert!(!l.on_fib(&ev), "the same table again changes nothing");
         let hops = l.next_hops();
-        assert_eq!(hops.len(), 1);
+        assert_eq!(hops.len(), 2);
         assert_eq!(hops.values().next().unwrap().len(), 2);
+        assert!(l.on_fib(&FibEvent::Routes(vec![update("10.244.0.64/26", &[])])));
+        assert_eq!(l.len(), 1);
+        assert!(!l.on_fib(&FibEvent::RestartComplete));
     }
 
     #[test]
-    fn the_best_path_has_the_highest_local_pref() {
-        let mut l = Learned::default();
-        l.on_event(&routes("10.0.1.2", "10.244.0.0/26", "10.0.1.2", Some(100)));
-        l.on_event(&routes("10.0.1.3", "10.244.0.0/26", "10.0.1.3", Some(200)));
-        let rib = l.rib(None);
-        assert_eq!(rib[0].prefix, "10.244.0.0/26");
-        assert!(rib[0].paths[0].best);
-        assert_eq!(rib[0].paths[0].peer.to_string(), "10.0.1.3");
-        assert!(!rib[0].paths[1].best);
-        assert!(l.rib(Some(Afi::Ipv6)).is_empty());
+    fn rib_rows_keep_learned_paths_and_drop_our_own() {
+        let path = |peer: &str, hop: Option<&str>, best: bool| tortie_bgp_speaker::RibPath {
+            peer: peer.into(),
+            next_hop: hop.map(Into::into),
+            as_path: vec![],
+            local_pref: 100,
+            med: None,
+            communities: vec![],
+            large_communities: vec![],
+            best,
+            multipath: best,
+            stale: false,
+            reason: None,
+            path_id: None,
+        };
+        let entries = vec![
+            tortie_bgp_speaker::RibEntry {
+                prefix: "10.244.0.0/26".into(),
+                paths: vec![path("local", None, true)],
+            },
+            tortie_bgp_speaker::RibEntry {
+                prefix: "10.244.0.64/26".into(),
+                paths: vec![path("10.0.1.2", Some("10.0.1.2"), true)],
+            },
+        ];
+        let rows = rib_rows(&entries);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].prefix, "10.244.0.64/26");
+        assert!(rows[0].paths[0].best);
+        assert_eq!(rows[0].paths[0].next_hop.to_string(), "10.0.1.2");
     }
 
     #[test]
-    fn a_peer_going_down_takes_its_routes_and_end_of_rib_with_it() {
+    fn a_peer_going_down_loses_its_end_of_rib() {
         let mut l = Learned::default();
         let peer: IpAddr = "10.0.1.2".parse().unwrap();
-        l.on_event(&routes("10.0.1.2", "10.244.0.0/26", "10.0.1.2", None));
         l.on_event(&SpeakerEvent::EndOfRib {
             peer,
             family: Family::IPV4_UNICAST,
@@ -243,7 +225,6 @@ mod tests {
             peer,
             reason: "hold timer".into(),
         });
-        assert!(l.is_empty());
         assert!(!l.end_of_rib(&peer));
     }
 }

@@ -8,7 +8,7 @@ use clap::{Parser, ValueEnum};
 use ipnet::IpNet;
 use tortie_datastore::{EtcdTls, OpenOptions, DEFAULT_DATASTORE};
 use tortie_node::agent::{self, AgentConfig};
-use tortie_node::autodetect::{self, AutodetectMethod};
+use tortie_node::autodetect::{self, AutodetectMethod, Ip6Setting, IpFamily};
 
 /// Whether tortie-node programs the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,6 +48,12 @@ struct Args {
     /// first-found, interface=REGEX, skip-interface=REGEX, cidr=CIDR[,CIDR], can-reach=IP.
     #[arg(long, env = "TORTIE_IP_AUTODETECT", default_value = "first-found")]
     ip_autodetect: AutodetectMethod,
+    /// IPv6 node address (Calico's IP6): none, autodetect, or an IPv6 CIDR.
+    #[arg(long, env = "TORTIE_IP6", default_value = "none")]
+    ip6: Ip6Setting,
+    /// IPv6 autodetection method (Calico's IP6_AUTODETECTION_METHOD), as --ip-autodetect.
+    #[arg(long, env = "TORTIE_IP6_AUTODETECT", default_value = "first-found")]
+    ip6_autodetect: AutodetectMethod,
     /// Status API socket.
     #[arg(long, env = "TORTIE_CONTROL_SOCKET", default_value = tortie_node::api::DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
@@ -86,6 +92,18 @@ fn config(a: Args) -> anyhow::Result<AgentConfig> {
             None => bail!("no IPv4 address found with --ip-autodetect; pass --node-ip CIDR"),
         },
     };
+    let node_ip6 = match a.ip6 {
+        Ip6Setting::None => None,
+        Ip6Setting::Address(n) => Some(n),
+        Ip6Setting::Autodetect => {
+            match autodetect::detect_family(IpFamily::V6, &a.ip6_autodetect)? {
+                Some(ip) => Some(ip),
+                None => bail!(
+                    "--ip6 autodetect: no IPv6 address found with --ip6-autodetect; pass --ip6 CIDR or --ip6 none"
+                ),
+            }
+        }
+    };
     tortie_datastore::DatastoreUrl::parse(&a.datastore)
         .map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
     let mut options = OpenOptions::default();
@@ -99,6 +117,7 @@ fn config(a: Args) -> anyhow::Result<AgentConfig> {
         options,
         node_name,
         node_ip,
+        node_ip6,
         bgp_port: a.bgp_port,
         control_socket: a.control_socket,
         http_addr: a.http_addr,

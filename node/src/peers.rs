@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use tortie_bgp_speaker::{Establishment, PeerConfig, PeerType, TimersConfig};
-use tortie_model::Node;
+use tortie_bgp_speaker::{
+    Establishment, GracefulRestartConfig, PeerConfig, PeerType, TimersConfig,
+};
+use tortie_model::{GoDuration, Node};
 
 use crate::snapshot::{node_addr, rr_cluster, Snapshot};
 
@@ -40,16 +42,50 @@ fn base(me: &LocalIdentity, address: IpAddr, asn: u32, t: PeerType) -> PeerConfi
     p.families = vec![tortie_bgp_speaker::AfiName::Ipv4];
     // RFC 4456: we reflect routes to our clients (needs our cluster id).
     p.route_reflector_client = t == PeerType::RouteReflectorClient;
+    // RFC 4724, as Calico's BIRD: restart time 120 s, forwarding preserved
+    // (felix leaves the kernel routes in place while tortie-node restarts).
+    p.graceful_restart = Some(GracefulRestartConfig::default());
     p
 }
 
-/// The type of a session between two nodes given their RR roles.
-fn node_peer_type(local: &Node, remote: &Node, default: PeerType) -> PeerType {
+/// Calico's `maxRestartTime` (BGPPeer) / `nodeMeshMaxRestartTime`
+/// (BGPConfiguration): BIRD's `graceful restart time`, the restart time we
+/// offer (at most RFC 4724's 4095 s); it also caps the time we keep the
+/// peer's routes when it restarts.
+fn with_restart_time(mut p: PeerConfig, max: Option<GoDuration>) -> PeerConfig {
+    if let Some(max) = max {
+        let secs = u32::try_from(max.as_duration().as_secs()).unwrap_or(u32::MAX);
+        p.max_restart_time = Some(secs);
+        if let Some(gr) = &mut p.graceful_restart {
+            gr.restart_time = u16::try_from(secs.min(4095)).unwrap_or(4095);
+        }
+    }
+    p
+}
+
+/// The type of a session between two tortie nodes given their RR roles.
+///
+/// The speaker puts `global` and `node specific` peers under their own
+/// import filter (accept all, as Calico does for external BGPPeers) and
+/// every other type under the cluster import rules (only pool and service
+/// prefixes, never one inside our own blocks). A session with another
+/// tortie node is therefore never typed `global` / `node specific`, even
+/// when a BGPPeer (peerSelector, or a peerIP that is a Node's address)
+/// calls for it: else that node could announce any prefix (a hijack) and
+/// we would install it. Without RR roles it is typed as a mesh session.
+fn node_peer_type(local: &Node, remote: &Node) -> PeerType {
     match (rr_cluster(local), rr_cluster(remote)) {
         (Some(_), None) => PeerType::RouteReflectorClient,
         (_, Some(_)) => PeerType::RouteReflector,
-        (None, None) => default,
+        (None, None) => PeerType::Mesh,
     }
+}
+
+/// The Node (other than us) whose address is `ip`.
+fn node_at<'a>(snap: &'a Snapshot, me: &LocalIdentity, ip: IpAddr) -> Option<&'a Node> {
+    snap.nodes
+        .iter()
+        .find(|n| n.metadata.name != me.name && node_addr(n) == Some(ip))
 }
 
 fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
@@ -61,7 +97,11 @@ fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerM
             continue;
         }
         let Some(addr) = node_addr(n) else { continue };
-        let mut p = base(me, addr, snap.node_asn(n), PeerType::Mesh);
+        let mesh_max = snap
+            .bgp_config
+            .as_ref()
+            .and_then(|c| c.node_mesh_max_restart_time);
+        let mut p = with_restart_time(base(me, addr, snap.node_asn(n), PeerType::Mesh), mesh_max);
         p.establishment = Establishment::Mesh;
         out.insert(addr, p);
     }
@@ -82,9 +122,10 @@ fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Pe
                 continue;
             }
             let Some(addr) = node_addr(n) else { continue };
-            let t = node_peer_type(local, n, PeerType::NodeSpecific);
-            out.entry(addr)
-                .or_insert_with(|| base(me, addr, snap.node_asn(n), t));
+            let t = node_peer_type(local, n);
+            out.entry(addr).or_insert_with(|| {
+                with_restart_time(base(me, addr, snap.node_asn(n), t), spec.max_restart_time)
+            });
         }
     }
 }
@@ -104,7 +145,9 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
         };
         if let Some(pip) = &spec.peer_ip {
             let asn = spec.as_number.map_or_else(|| snap.default_asn(), |a| a.0);
-            let mut p = base(me, pip.ip, asn, kind);
+            // External only when no Node has this address.
+            let t = node_at(snap, me, pip.ip).map_or(kind, |n| node_peer_type(local, n));
+            let mut p = with_restart_time(base(me, pip.ip, asn, t), spec.max_restart_time);
             p.port = pip.port.unwrap_or(179);
             p.ttl_security = spec.ttl_security.filter(|t| *t > 0);
             out.insert(pip.ip, p);
@@ -115,8 +158,9 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
                     continue;
                 }
                 let Some(addr) = node_addr(n) else { continue };
-                let t = node_peer_type(local, n, kind);
-                out.insert(addr, base(me, addr, snap.node_asn(n), t));
+                let t = node_peer_type(local, n);
+                let p = base(me, addr, snap.node_asn(n), t);
+                out.insert(addr, with_restart_time(p, spec.max_restart_time));
             }
         }
     }
@@ -299,6 +343,55 @@ mod tests {
             c.values().next().unwrap().peer_type,
             PeerType::RouteReflector
         );
+    }
+
+    #[test]
+    fn bgppeers_to_other_nodes_get_the_cluster_import_rules_and_others_not() {
+        let mut s = snap3();
+        s.bgp_config = Some(BgpConfigurationSpec {
+            node_to_node_mesh_enabled: Some(false),
+            ..Default::default()
+        });
+        s.bgp_peers = vec![
+            peer("  peerSelector: rack == 'b'\n"),
+            peer("  node: n1\n  peerIP: 10.0.1.12\n  asNumber: 64512\n"),
+            peer("  node: n1\n  peerIP: 192.0.2.1\n  asNumber: 65001\n"),
+        ];
+        let p = desired_peers(&s, &me("n1", "10.0.1.11"));
+        let t = |a: &str| p[&a.parse::<IpAddr>().unwrap()].peer_type;
+        assert_eq!(t("10.0.2.13"), PeerType::Mesh);
+        assert_eq!(t("10.0.1.12"), PeerType::Mesh);
+        assert_eq!(t("192.0.2.1"), PeerType::NodeSpecific);
+        // The selected node peers back with us under the cluster rules too.
+        let back = desired_peers(&s, &me("n3", "10.0.2.13"));
+        assert!(back.values().all(|c| c.peer_type == PeerType::Mesh));
+        assert_eq!(back.len(), 2);
+    }
+
+    #[test]
+    fn every_peer_offers_graceful_restart_with_calicos_restart_times() {
+        let mut s = snap3();
+        s.bgp_config = Some(BgpConfigurationSpec {
+            node_mesh_max_restart_time: Some(GoDuration::from_secs(300)),
+            ..Default::default()
+        });
+        s.bgp_peers = vec![
+            peer("  peerIP: 192.0.2.1\n  asNumber: 65001\n  maxRestartTime: 2h\n"),
+            peer("  peerIP: 192.0.2.2\n  asNumber: 65001\n"),
+        ];
+        let p = desired_peers(&s, &me("n1", "10.0.1.11"));
+        let gr = |a: &str| {
+            let c = &p[&a.parse::<IpAddr>().unwrap()];
+            (c.graceful_restart.unwrap(), c.max_restart_time)
+        };
+        let (mesh, mesh_max) = gr("10.0.1.12");
+        assert_eq!((mesh.restart_time, mesh_max), (300, Some(300)));
+        assert!(mesh.forwarding_preserved);
+        let (long, long_max) = gr("192.0.2.1");
+        assert_eq!((long.restart_time, long_max), (4095, Some(7200)));
+        let (plain, plain_max) = gr("192.0.2.2");
+        assert_eq!((plain.restart_time, plain_max), (120, None));
+        assert!(plain.forwarding_preserved);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tortie_bgp_speaker::{render_metrics, PeerStatus};
-use tortie_bgp_wire::Afi;
+use tortie_bgp_wire::Family;
 
 use crate::agent::{AgentError, Shared};
 use crate::api::{NodeStatus, PeerReport, Request, Response};
@@ -47,9 +47,9 @@ async fn handle_control(s: UnixStream, shared: Arc<Shared>) -> std::io::Result<(
         Err(e) => Response::Error(format!("bad request: {e}")),
         Ok(Request::Status) => Response::Status(status(&shared).await),
         Ok(Request::Rib { afi }) => match afi.as_deref() {
-            None => Response::Rib(rib(&shared, None)),
-            Some("ipv4") => Response::Rib(rib(&shared, Some(Afi::Ipv4))),
-            Some("ipv6") => Response::Rib(rib(&shared, Some(Afi::Ipv6))),
+            None => rib(&shared, None).await,
+            Some("ipv4") => rib(&shared, Some(Family::IPV4_UNICAST)).await,
+            Some("ipv6") => rib(&shared, Some(Family::IPV6_UNICAST)).await,
             Some(o) => Response::Error(format!("afi {o:?} is invalid: use ipv4 or ipv6")),
         },
     };
@@ -58,12 +58,12 @@ async fn handle_control(s: UnixStream, shared: Arc<Shared>) -> std::io::Result<(
     w.write_all(out.as_bytes()).await
 }
 
-fn rib(shared: &Shared, afi: Option<Afi>) -> Vec<crate::learned::RibEntry> {
-    shared
-        .learned
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .rib(afi)
+/// The speaker's Loc-RIB (after the import policy) as `bgp rib` rows.
+async fn rib(shared: &Shared, family: Option<Family>) -> Response {
+    match shared.speaker().rib_query(family).await {
+        Ok(entries) => Response::Rib(crate::learned::rib_rows(&entries)),
+        Err(e) => Response::Error(format!("cannot read the Loc-RIB: {e}")),
+    }
 }
 
 fn report(p: &PeerStatus) -> PeerReport {
@@ -85,7 +85,7 @@ pub async fn status(shared: &Shared) -> NodeStatus {
     NodeStatus {
         node: shared.node.clone(),
         router_id: shared.router_id.to_string(),
-        asn: shared.asn,
+        asn: shared.asn(),
         ready: shared.ready_with(&peers),
         peers: peers.iter().map(report).collect(),
         fib: shared.fib_report(),
@@ -184,25 +184,8 @@ fn ipam_metrics(shared: &Shared, m: &mut String) {
     for (n, c) in per_node {
         let _ = writeln!(m, "tortie_ipam_blocks{{node=\"{n}\"}} {c}");
     }
-    let _ = writeln!(m, "# HELP tortie_ipam_allocations_in_use Addresses in use (WorkloadEndpoints and tunnel addresses) per pool.\n# TYPE tortie_ipam_allocations_in_use gauge");
-    for p in &snap.pools {
-        let cidr = p.spec.cidr;
-        let weps = snap
-            .workloads
-            .iter()
-            .flat_map(|w| w.spec.ip_networks.iter())
-            .filter(|n| cidr.contains(&n.addr()))
-            .count();
-        let tunnels = snap
-            .nodes
-            .iter()
-            .filter_map(|n| n.spec.ipv4_vxlan_tunnel_addr)
-            .filter(|a| cidr.contains(&std::net::IpAddr::V4(*a)))
-            .count();
-        let _ = writeln!(
-            m,
-            "tortie_ipam_allocations_in_use{{pool=\"{cidr}\"}} {}",
-            weps + tunnels
-        );
+    let _ = writeln!(m, "# HELP tortie_ipam_allocations_in_use Addresses allocated to this node per pool (from the IPAM blocks).\n# TYPE tortie_ipam_allocations_in_use gauge");
+    for (cidr, n) in snap.allocations_in_use(&shared.node) {
+        let _ = writeln!(m, "tortie_ipam_allocations_in_use{{pool=\"{cidr}\"}} {n}");
     }
 }

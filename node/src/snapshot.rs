@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use tortie_model::ipam::AllocationBlock;
 use tortie_model::{AsNumber, BgpConfigurationSpec, BgpPeer, IpPool, Node, WorkloadEndpoint};
 
 /// The resources and IPAM affinities tortie-node acts on.
@@ -21,6 +22,9 @@ pub struct Snapshot {
     pub workloads: Vec<WorkloadEndpoint>,
     /// Confirmed block affinities: (node, block).
     pub affinities: Vec<(String, IpNet)>,
+    /// Every IPAM block with its allocations (borrowed addresses, the
+    /// allocations-in-use metric).
+    pub blocks: Vec<AllocationBlock>,
 }
 
 impl Snapshot {
@@ -68,6 +72,37 @@ impl Snapshot {
         v
     }
 
+    /// Addresses allocated to node `me` per pool (every pool listed, zero
+    /// included), counted from the IPAM blocks: an allocation is this
+    /// node's when its `node` attribute names it, or, without that
+    /// attribute, when its block is affine to it. Borrowed addresses count
+    /// for the node that holds them, not the block's owner.
+    pub fn allocations_in_use(&self, me: &str) -> Vec<(IpNet, u64)> {
+        let mut out: Vec<(IpNet, u64)> = self.pools.iter().map(|p| (p.spec.cidr, 0)).collect();
+        for b in self.blocks.iter().filter(|b| !b.deleted) {
+            let mine = b
+                .allocations
+                .iter()
+                .flatten()
+                .filter(|idx| {
+                    match b
+                        .attributes
+                        .get(**idx)
+                        .and_then(|a| a.secondary.get("node"))
+                    {
+                        Some(n) => n == me,
+                        None => b.host() == Some(me),
+                    }
+                })
+                .count() as u64;
+            let pool = self.pool_of(&b.cidr).map(|p| p.spec.cidr);
+            if let Some(slot) = out.iter_mut().find(|(c, _)| Some(*c) == pool) {
+                slot.1 += mine;
+            }
+        }
+        out
+    }
+
     /// The pool containing `net` (longest match).
     pub fn pool_of(&self, net: &IpNet) -> Option<&IpPool> {
         self.pools
@@ -93,4 +128,58 @@ pub fn rr_cluster(node: &Node) -> Option<std::net::Ipv4Addr> {
         .bgp
         .as_ref()
         .and_then(|b| b.route_reflector_cluster_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tortie_model::ipam::AllocationAttribute;
+
+    fn block(cidr: &str, host: &str, used: &[(usize, Option<&str>)]) -> AllocationBlock {
+        let mut b =
+            AllocationBlock::new(cidr.parse().unwrap(), Some(format!("host:{host}")), false);
+        for (ordinal, node) in used {
+            let mut a = AllocationAttribute::default();
+            if let Some(n) = node {
+                a.secondary.insert("node".into(), n.to_string());
+            }
+            b.attributes.push(a);
+            b.allocations[*ordinal] = Some(b.attributes.len() - 1);
+        }
+        b
+    }
+
+    #[test]
+    fn allocations_in_use_count_this_nodes_addresses_per_pool() {
+        let s = Snapshot {
+            pools: vec![
+                IpPool::new("a", "10.244.0.0/16".parse().unwrap()),
+                IpPool::new("b", "10.245.0.0/16".parse().unwrap()),
+            ],
+            blocks: vec![
+                // Ours: two pods and a tunnel address without a node attribute.
+                block(
+                    "10.244.1.0/26",
+                    "n1",
+                    &[(0, Some("n1")), (1, Some("n1")), (2, None)],
+                ),
+                // n2's block: one of its own pods and one borrowed by us.
+                block("10.244.2.0/26", "n2", &[(0, Some("n2")), (7, Some("n1"))]),
+            ],
+            ..Default::default()
+        };
+        let got: Vec<(String, u64)> = s
+            .allocations_in_use("n1")
+            .into_iter()
+            .map(|(c, n)| (c.to_string(), n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.244.0.0/16".to_string(), 4),
+                ("10.245.0.0/16".to_string(), 0)
+            ]
+        );
+        assert_eq!(s.allocations_in_use("n2")[0].1, 1);
+    }
 }

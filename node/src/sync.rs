@@ -42,6 +42,8 @@ pub struct SyncConfig {
     pub node_name: String,
     /// Our node IP with prefix length.
     pub node_ip: IpNet,
+    /// Our IPv6 node address with prefix length, when there is one.
+    pub node_ip6: Option<IpNet>,
     /// Periodic full re-read.
     pub resync: Duration,
 }
@@ -87,6 +89,7 @@ pub fn read_snapshot(ipam: &Ipam<DatastoreIpamStore>) -> Result<Snapshot, SyncEr
         .filter(|(_, _, a)| a.state == AffinityState::Confirmed && !a.deleted)
         .map(|(n, c, _)| (n, c))
         .collect();
+    s.blocks = ipam.blocks()?;
     Ok(s)
 }
 
@@ -96,22 +99,42 @@ fn write_node(ipam: &Ipam<DatastoreIpamStore>, node: Node) -> Result<(), SyncErr
     Ok(())
 }
 
-/// Creates our Node resource if missing, and keeps its IPv4 address current.
+/// Our Node as it must be: created if missing, `spec.bgp.ipv4Address`
+/// current, and `spec.bgp.ipv6Address` current when we have an IPv6
+/// address (an address set by hand is left alone when we have none, as
+/// calico-node with `IP6=none`). `None` when nothing needs writing.
+pub fn desired_node(snap: &Snapshot, cfg: &SyncConfig) -> Option<Node> {
+    let existing = snap.node(&cfg.node_name);
+    let mut node = existing
+        .cloned()
+        .unwrap_or_else(|| Node::new(cfg.node_name.clone()));
+    let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
+    let v6_current = cfg.node_ip6.is_none() || bgp.ipv6_address == cfg.node_ip6;
+    if existing.is_some() && bgp.ipv4_address == Some(cfg.node_ip) && v6_current {
+        return None;
+    }
+    bgp.ipv4_address = Some(cfg.node_ip);
+    if cfg.node_ip6.is_some() {
+        bgp.ipv6_address = cfg.node_ip6;
+    }
+    Some(node)
+}
+
+/// Creates our Node resource if missing, and keeps its addresses current.
 pub fn register_node(
     ipam: &Ipam<DatastoreIpamStore>,
     snap: &Snapshot,
     cfg: &SyncConfig,
 ) -> Result<bool, SyncError> {
-    let mut node = snap
-        .node(&cfg.node_name)
-        .cloned()
-        .unwrap_or_else(|| Node::new(cfg.node_name.clone()));
-    let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
-    if bgp.ipv4_address == Some(cfg.node_ip) && snap.node(&cfg.node_name).is_some() {
+    let Some(node) = desired_node(snap, cfg) else {
         return Ok(false);
-    }
-    bgp.ipv4_address = Some(cfg.node_ip);
-    tracing::info!(node = %cfg.node_name, ip = %cfg.node_ip, "registering Node resource");
+    };
+    tracing::info!(
+        node = %cfg.node_name,
+        ip = %cfg.node_ip,
+        ip6 = ?cfg.node_ip6,
+        "registering Node resource"
+    );
     write_node(ipam, node)?;
     Ok(true)
 }
@@ -251,5 +274,51 @@ pub fn run(cfg: SyncConfig, tx: UnboundedSender<Snapshot>) {
             return;
         }
         wait_for_change(&ipam, &mut watch, cfg.resync);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(ip6: Option<&str>) -> SyncConfig {
+        SyncConfig {
+            datastore: "sqlite:///unused".into(),
+            options: OpenOptions::default(),
+            node_name: "n1".into(),
+            node_ip: "10.0.1.5/24".parse().unwrap(),
+            node_ip6: ip6.map(|s| s.parse().unwrap()),
+            resync: Duration::from_secs(10),
+        }
+    }
+
+    fn with(node: Option<Node>) -> Snapshot {
+        Snapshot {
+            nodes: node.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_node_gets_both_addresses() {
+        let n = desired_node(&with(None), &cfg(Some("fd00:1::5/64"))).unwrap();
+        let bgp = n.spec.bgp.unwrap();
+        assert_eq!(bgp.ipv4_address, Some("10.0.1.5/24".parse().unwrap()));
+        assert_eq!(bgp.ipv6_address, Some("fd00:1::5/64".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_ipv6_address_is_kept_current_and_a_current_node_is_not_rewritten() {
+        let old = desired_node(&with(None), &cfg(None)).unwrap();
+        assert_eq!(old.spec.bgp.as_ref().unwrap().ipv6_address, None);
+        assert!(desired_node(&with(Some(old.clone())), &cfg(None)).is_none());
+        let new = desired_node(&with(Some(old)), &cfg(Some("fd00:1::5/64"))).unwrap();
+        assert_eq!(
+            new.spec.bgp.as_ref().unwrap().ipv6_address,
+            Some("fd00:1::5/64".parse().unwrap())
+        );
+        assert!(desired_node(&with(Some(new.clone())), &cfg(Some("fd00:1::5/64"))).is_none());
+        // Without an IPv6 address of ours, one set by hand stays.
+        assert!(desired_node(&with(Some(new)), &cfg(None)).is_none());
     }
 }

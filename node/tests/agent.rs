@@ -125,3 +125,83 @@ fn two_nodes_register_mesh_and_learn_each_others_blocks() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }
+
+/// A new cluster AS (BGPConfiguration `asNumber`) at run time: each agent
+/// replaces its speaker in-process, the sessions come back with the new AS
+/// on both ends and the routes are learned again.
+#[test]
+#[ignore = "root: network namespaces and tortie-node processes"]
+fn a_new_as_number_restarts_the_speakers_and_sessions_come_back_with_it() {
+    let p = unique_prefix("asn");
+    let a = Netns::create(&format!("{p}a")).unwrap();
+    let b = Netns::create(&format!("{p}b")).unwrap();
+    a.veth_to("eth0", "10.79.0.1/24", &b, "eth0", "10.79.0.2/24")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = BlockingStore::open(&db, &OpenOptions::default()).unwrap();
+    let apply = |yaml: &str| {
+        let r = tortie_model::parse_manifest(yaml).unwrap();
+        store
+            .block_on(typed::apply(store.store().as_ref(), r))
+            .unwrap();
+    };
+    apply("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.240.0.0/16\n");
+    let (sa, sb) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let _na = start(&a, "na", &db, &sa);
+    let _nb = start(&b, "nb", &db, &sb);
+    let up_with = |s: &Path, asn: u32| {
+        status(s).is_some_and(|st| {
+            st.asn == asn
+                && st.peers.len() == 1
+                && st.peers[0].state == "Established"
+                && st.peers[0].asn == asn
+        })
+    };
+    wait_until(
+        "the mesh session with AS 64512",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || up_with(&sa, 64512) && up_with(&sb, 64512),
+    )
+    .unwrap();
+    let ipam = Ipam::new(DatastoreIpamStore::new(
+        BlockingStore::open(&db, &OpenOptions::default()).unwrap(),
+    ));
+    let pools = ipam.store().pool_views("na").unwrap();
+    let ip = ipam
+        .auto_assign(&AssignRequest::v4("h", "na", 1), &pools)
+        .unwrap()
+        .v4[0];
+    let learned = || match query(&sb, &Request::Rib { afi: None }) {
+        Ok(Response::Rib(r)) => r.iter().any(|e| {
+            let net: ipnet::IpNet = e.prefix.parse().unwrap();
+            net.contains(&ip) && e.paths.iter().any(|p| p.as_path.is_empty())
+        }),
+        _ => false,
+    };
+    wait_until(
+        "nb learns na's block",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        learned,
+    )
+    .unwrap();
+
+    apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  asNumber: 65010\n");
+    let r = wait_until(
+        "the mesh session again, with AS 65010 on both ends",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || up_with(&sa, 65010) && up_with(&sb, 65010) && learned(),
+    );
+    assert!(
+        r.is_ok(),
+        "{r:?}: na {:?}, nb {:?}",
+        status(&sa),
+        status(&sb)
+    );
+    // The peer's AS comes from its OPEN: 65010 means a new session.
+    let st = status(&sa).unwrap();
+    assert_eq!(st.peers[0].peer_type, "node-to-node mesh");
+}

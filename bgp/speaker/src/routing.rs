@@ -214,7 +214,10 @@ impl RibDriver {
 
     /// The session of `peer` is gone (or the peer removed: `Hard`).
     pub fn peer_gone(&mut self, peer: IpAddr, kind: DownKind) {
-        if self.sessions.remove(&peer).is_none() {
+        // A peer removed from the configuration after its session was lost
+        // (its routes kept stale for graceful restart, RFC 4724 §4.2) must
+        // still lose those routes now.
+        if self.sessions.remove(&peer).is_none() && kind != DownKind::Hard {
             return;
         }
         match self.rib.peer_down(peer, kind, self.now()) {

@@ -18,5 +18,5 @@ pub use config::FelixConfig;
 pub use delta::DeltaTracker;
 pub use desired::{compute, DesiredState};
 pub use input::FelixInput;
-pub use reconcile::{ApplyReport, Reconciler, RouteDataplane, RouteEvent};
+pub use reconcile::{ApplyReport, Reconciler, RouteDataplane, RouteEvent, RouteHold};
 pub use route::{NextHop, OnLink, RouteKey, RouteKind, RouteOp, RouteScope, RouteSpec};

@@ -5,8 +5,14 @@
 //! view with routes of our protocols only, the tracker classifies each key
 //! (in sync, update, delete), and one batch writes the difference. Routes of
 //! other protocols never enter the observed view and are never written.
+//!
+//! A [`RouteHold`] keeps routes of some protocols that the kernel holds but
+//! the desired state lacks (pending deletes are not written) until it is
+//! released or runs out: after a restart tortie-node holds its BGP routes
+//! until the speaker has resynced (RFC 4724 §4.1 restarting speaker, the
+//! forwarding state it promised to preserve), then the next apply sweeps them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::delta::DeltaTracker;
@@ -47,6 +53,26 @@ pub struct ApplyReport {
     pub deleted: usize,
     /// Writes that failed (retried on the next apply, after a resync).
     pub failed: usize,
+    /// Routes not desired but kept by the [`RouteHold`].
+    pub held: usize,
+    /// The hold ran out at this apply (it was not released in time).
+    pub hold_expired: bool,
+}
+
+/// Undesired routes of `protocols` stay in the kernel until released or until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteHold {
+    /// `rtm_protocol` numbers whose routes are kept.
+    pub protocols: BTreeSet<u8>,
+    /// The hold ends by itself at this time (a bound, should the release never come).
+    pub until: Instant,
+}
+
+impl RouteHold {
+    /// True when the hold keeps a route of `spec`'s protocol.
+    pub fn keeps(&self, spec: &RouteSpec) -> bool {
+        self.protocols.contains(&spec.protocol)
+    }
 }
 
 /// An error that stopped an apply before it wrote anything.
@@ -72,6 +98,7 @@ pub struct Reconciler<D: RouteDataplane> {
     sync: Freshness,
     resync_interval: Duration,
     last_resync: Option<Instant>,
+    hold: Option<RouteHold>,
 }
 
 impl<D: RouteDataplane> Reconciler<D> {
@@ -83,7 +110,42 @@ impl<D: RouteDataplane> Reconciler<D> {
             sync: Freshness::Stale,
             resync_interval,
             last_resync: None,
+            hold: None,
         }
+    }
+
+    /// Keeps undesired routes of `hold.protocols` until released or `hold.until`.
+    pub fn hold(&mut self, hold: RouteHold) {
+        self.hold = Some(hold);
+    }
+
+    /// Ends the hold: the next apply deletes what it kept. True if one was active.
+    pub fn release_hold(&mut self) -> bool {
+        self.hold.take().is_some()
+    }
+
+    /// The active hold, if any.
+    pub fn holding(&self) -> Option<&RouteHold> {
+        self.hold.as_ref()
+    }
+
+    /// Ends the hold if it ran out at `now`; true when it did.
+    pub fn expire_hold(&mut self, now: Instant) -> bool {
+        if self.hold.as_ref().is_some_and(|h| now >= h.until) {
+            self.hold = None;
+            return true;
+        }
+        false
+    }
+
+    /// Routes the kernel holds, not desired, kept by the hold.
+    pub fn held(&self) -> usize {
+        self.hold.as_ref().map_or(0, |h| {
+            self.tracker
+                .pending_deletes()
+                .filter(|(_, v)| h.keeps(v))
+                .count()
+        })
     }
 
     /// The dataplane.
@@ -121,7 +183,7 @@ impl<D: RouteDataplane> Reconciler<D> {
     }
 
     /// True when the kernel matched the desired routes after the last write
-    /// and no re-read is due.
+    /// and no re-read is due (routes kept by a hold count as not in sync).
     pub fn in_sync(&self) -> bool {
         self.sync == Freshness::Trusted && self.tracker.in_sync()
     }
@@ -131,9 +193,13 @@ impl<D: RouteDataplane> Reconciler<D> {
         self.last_resync.map(|t| t + self.resync_interval)
     }
 
-    /// Resyncs if due at `now` or stale, then writes pending deletes and updates in one batch.
+    /// Resyncs if due at `now` or stale, then writes pending deletes (but
+    /// those the hold keeps) and updates in one batch.
     pub fn apply(&mut self, now: Instant) -> Result<ApplyReport, ReconcileError<D::Error>> {
-        let mut report = ApplyReport::default();
+        let mut report = ApplyReport {
+            hold_expired: self.expire_hold(now),
+            ..ApplyReport::default()
+        };
         if self.next_resync().is_none_or(|t| now >= t) {
             self.sync = Freshness::Stale;
         }
@@ -144,9 +210,12 @@ impl<D: RouteDataplane> Reconciler<D> {
             self.last_resync = Some(now);
             report.resynced = true;
         }
+        report.held = self.held();
+        let hold = self.hold.as_ref();
         let ops: Vec<RouteOp> = self
             .tracker
             .pending_deletes()
+            .filter(|(_, v)| hold.is_none_or(|h| !h.keeps(v)))
             .map(|(k, v)| RouteOp::Delete(*k, v.clone()))
             .chain(
                 self.tracker

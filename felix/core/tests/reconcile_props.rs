@@ -1,5 +1,7 @@
 //! Reconciler against the in-memory dataplane: convergence, idempotence,
-//! recovery after any single injected failure, foreign routes untouched.
+//! recovery after any single injected failure, foreign routes untouched,
+//! and the restart hold (undesired routes of held protocols kept until
+//! released or timed out).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use ipnet::{IpNet, Ipv4Net};
 use proptest::prelude::*;
 use tortie_felix::mock::{FailPoint, MockDataplane};
-use tortie_felix::{NextHop, Reconciler, RouteEvent, RouteKey, RouteScope, RouteSpec};
+use tortie_felix::{NextHop, Reconciler, RouteEvent, RouteHold, RouteKey, RouteScope, RouteSpec};
 
 fn key(i: u8) -> RouteKey {
     RouteKey {
@@ -102,7 +104,73 @@ fn a_failed_dump_is_retried_on_the_next_apply() {
     assert!(r.in_sync());
 }
 
+fn hold_bgp(until: Instant) -> RouteHold {
+    RouteHold {
+        protocols: [186].into(),
+        until,
+    }
+}
+
+#[test]
+fn a_hold_keeps_undesired_routes_of_its_protocol_and_still_writes_the_rest() {
+    let mut r = reconciler(table(&[(1, 186, 1), (2, 186, 1), (3, 80, 1)]));
+    let t0 = Instant::now();
+    r.hold(hold_bgp(t0 + Duration::from_secs(60)));
+    // Only key 2 is known again (with a new next hop); 1 is not desired yet.
+    r.set_desired(table(&[(2, 186, 2), (4, 186, 1)]));
+    let rep = r.apply(t0).unwrap();
+    assert_eq!((rep.replaced, rep.deleted, rep.held), (2, 1, 1));
+    assert_eq!(
+        r.dataplane().ours(),
+        table(&[(1, 186, 1), (2, 186, 2), (4, 186, 1)]),
+        "the felix route 3 went, the BGP route 1 stayed"
+    );
+    assert!(!r.in_sync(), "a kept route is not the desired state");
+    assert!(r.release_hold());
+    let rep = r.apply(t0).unwrap();
+    assert_eq!((rep.deleted, rep.held), (1, 0));
+    assert_eq!(r.dataplane().ours(), table(&[(2, 186, 2), (4, 186, 1)]));
+    assert!(r.in_sync());
+}
+
+#[test]
+fn a_hold_that_is_never_released_runs_out_at_its_bound() {
+    let mut r = reconciler(table(&[(1, 186, 1)]));
+    let t0 = Instant::now();
+    r.hold(hold_bgp(t0 + Duration::from_secs(60)));
+    r.set_desired(BTreeMap::new());
+    let rep = r.apply(t0 + Duration::from_secs(59)).unwrap();
+    assert_eq!((rep.deleted, rep.held, rep.hold_expired), (0, 1, false));
+    let rep = r.apply(t0 + Duration::from_secs(60)).unwrap();
+    assert_eq!((rep.deleted, rep.held, rep.hold_expired), (1, 0, true));
+    assert!(r.holding().is_none());
+    assert!(r.dataplane().ours().is_empty());
+}
+
 proptest! {
+    #[test]
+    fn under_a_hold_no_route_of_the_held_protocol_is_deleted_and_release_converges(
+        initial in arb_table(&[80, 186, 3]),
+        desired in arb_table(&[80, 186]),
+    ) {
+        let kept: BTreeMap<_, _> = initial.iter()
+            .filter(|(k, v)| v.protocol == 186 && !desired.contains_key(k))
+            .map(|(k, v)| (*k, v.clone())).collect();
+        let mut r = reconciler(initial);
+        let t0 = Instant::now();
+        r.hold(hold_bgp(t0 + Duration::from_secs(60)));
+        r.set_desired(desired.clone());
+        let rep = r.apply(t0).unwrap();
+        prop_assert_eq!(rep.held, kept.len());
+        let mut want = desired.clone();
+        want.extend(kept);
+        prop_assert_eq!(r.dataplane().ours(), want);
+        r.release_hold();
+        r.apply(t0).unwrap();
+        prop_assert!(r.in_sync());
+        prop_assert_eq!(r.dataplane().ours(), desired);
+    }
+
     #[test]
     fn apply_converges_and_a_second_apply_does_nothing(
         initial in arb_table(&[80, 186, 3, 4]),

@@ -1,5 +1,7 @@
 //! tunl0 and the VXLAN device: present, up, right MTU and address, and the
 //! VXLAN FDB / neighbour entries kept in step with the remote VTEPs.
+//! Under a restart hold ([`Removal::Deferred`]) nothing is taken away: the
+//! VXLAN device and VTEP entries that retained routes use stay until the hold ends.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -28,6 +30,15 @@ pub enum DeviceError {
     /// The kernel has no IPIP support (no `ipip` module).
     #[error("the kernel cannot create {0}: no IPIP support (load the ipip module)")]
     NoIpip(String),
+}
+
+/// Whether device state felix no longer wants goes now or after a restart hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Remove it now.
+    Now,
+    /// Keep it: routes kept by the hold may still use it.
+    Deferred,
 }
 
 fn nl(device: &str) -> impl Fn(NlError) -> DeviceError + '_ {
@@ -114,17 +125,19 @@ fn vxlan_matches(link: &Link, spec: &VxlanDevice) -> bool {
 }
 
 /// The VXLAN device: created (or recreated when VNI, port or local address
-/// differ), up with its MTU, MAC and address; deleted when VXLAN is off.
-/// Returns its index when present.
+/// differ), up with its MTU, MAC and address; deleted when VXLAN is off
+/// (unless `removal` defers it: then it is left as it is). Returns its index
+/// when present and wanted.
 pub fn ensure_vxlan(
     sock: &mut NlSocket,
     cfg: &FelixConfig,
     spec: Option<&VxlanDevice>,
+    removal: Removal,
 ) -> Result<Option<u32>, DeviceError> {
     let dev = cfg.vxlan_device.as_str();
     let link = find(sock, dev)?;
     let Some(spec) = spec else {
-        if let Some(l) = link {
+        if let (Some(l), Removal::Now) = (link, removal) {
             delete_link(sock, l.index).map_err(nl(dev))?;
         }
         return Ok(None);
@@ -147,12 +160,14 @@ pub fn ensure_vxlan(
 }
 
 /// Makes the VXLAN device hold one FDB entry (MAC → node IP) and one
-/// neighbour (VTEP IP → MAC) per remote VTEP, and nothing else permanent.
+/// neighbour (VTEP IP → MAC) per remote VTEP, and nothing else permanent
+/// (other entries are removed unless `removal` defers it).
 pub fn sync_vteps(
     sock: &mut NlSocket,
     cfg: &FelixConfig,
     index: u32,
     vteps: &BTreeSet<VtepEntry>,
+    removal: Removal,
 ) -> Result<(), DeviceError> {
     let dev = cfg.vxlan_device.as_str();
     let want: BTreeSet<NeighEntry> = vteps
@@ -176,7 +191,8 @@ pub fn sync_vteps(
         .map_err(nl(dev))?
         .into_iter()
         .collect();
-    for stale in have.difference(&want) {
+    let stale = have.difference(&want).filter(|_| removal == Removal::Now);
+    for stale in stale {
         match delete_neighbour(sock, index, stale) {
             Ok(()) | Err(NlError::Kernel(nix::errno::Errno::ENOENT)) => {}
             Err(e) => return Err(nl(dev)(e)),

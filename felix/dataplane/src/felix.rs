@@ -1,6 +1,12 @@
 //! The felix dataplane shell: applies a `DesiredState` (devices, sysctls,
 //! MTU file, NAT, routes) into one namespace and keeps it there.
+//!
+//! Restart hold: [`FelixDataplane::hold`] keeps the routes of some protocols
+//! that the kernel holds but the desired state lacks, and the VXLAN device
+//! and VTEP entries they may use, until [`FelixDataplane::release_hold`] or
+//! the hold's bound; routes are still added and replaced meanwhile.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -8,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use tortie_felix::input::HostInterface;
 use tortie_felix::reconcile::ReconcileError;
-use tortie_felix::{ApplyReport, DesiredState, FelixConfig, Reconciler, RouteEvent};
+use tortie_felix::{ApplyReport, DesiredState, FelixConfig, Reconciler, RouteEvent, RouteHold};
 
-use crate::devices::{ensure_ipip, ensure_vxlan, sync_vteps, DeviceError};
+use crate::devices::{ensure_ipip, ensure_vxlan, sync_vteps, DeviceError, Removal};
 use crate::host::{apply_sysctls, write_mtu_file, HostError};
 use crate::links::dump_links;
 use crate::monitor::RouteMonitor;
@@ -135,6 +141,30 @@ impl FelixDataplane {
         self.reconciler.on_event(ev);
     }
 
+    /// Keeps undesired routes of `protocols` (and the VXLAN state) until
+    /// [`FelixDataplane::release_hold`] or `until`, whichever comes first.
+    pub fn hold(&mut self, protocols: &[u8], until: Instant) {
+        let protocols: BTreeSet<u8> = protocols.iter().copied().collect();
+        tracing::info!(
+            ?protocols,
+            "holding routes not (yet) desired until released"
+        );
+        self.reconciler.hold(RouteHold { protocols, until });
+    }
+
+    /// Ends the hold: the next pass sweeps what it kept.
+    pub fn release_hold(&mut self) {
+        if self.reconciler.release_hold() {
+            tracing::info!(held = self.reconciler.held(), "hold released: sweeping");
+            self.devices_due = true;
+        }
+    }
+
+    /// True while a hold is active.
+    pub fn holding(&self) -> bool {
+        self.reconciler.holding().is_some()
+    }
+
     /// True when routes match and nothing else is due.
     pub fn in_sync(&self) -> bool {
         !self.devices_due && self.reconciler.in_sync()
@@ -150,6 +180,10 @@ impl FelixDataplane {
     fn apply_devices(&mut self) -> Result<(), FelixError> {
         let c = &self.opts.config;
         let d = &self.desired;
+        let removal = match self.reconciler.holding() {
+            Some(_) => Removal::Deferred,
+            None => Removal::Now,
+        };
         let mut first: Option<FelixError> = None;
         let mut note = |r: Result<(), FelixError>| {
             if let Err(e) = r {
@@ -160,10 +194,10 @@ impl FelixDataplane {
         if let (Some(ipip), IpipSupport::Manage) = (&d.ipip, self.opts.ipip) {
             note(ensure_ipip(&mut self.sock, c, ipip).map_err(FelixError::from));
         }
-        match ensure_vxlan(&mut self.sock, c, d.vxlan.as_ref()) {
-            Ok(Some(idx)) => {
-                note(sync_vteps(&mut self.sock, c, idx, &d.vteps).map_err(FelixError::from))
-            }
+        match ensure_vxlan(&mut self.sock, c, d.vxlan.as_ref(), removal) {
+            Ok(Some(idx)) => note(
+                sync_vteps(&mut self.sock, c, idx, &d.vteps, removal).map_err(FelixError::from),
+            ),
             Ok(None) => {}
             Err(e) => note(Err(e.into())),
         }
@@ -182,6 +216,10 @@ impl FelixDataplane {
     /// One pass at `now`: devices/sysctls/MTU/NAT when changed or due, then
     /// routes; a device error is returned after the routes were written.
     pub fn apply(&mut self, now: Instant) -> Result<ApplyReport, FelixError> {
+        if self.reconciler.expire_hold(now) {
+            tracing::warn!("the route hold ran out before it was released: sweeping");
+            self.devices_due = true;
+        }
         let due = self
             .last_devices
             .is_none_or(|t| now >= t + self.opts.resync_interval);
