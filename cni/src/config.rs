@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::error::CniError;
@@ -48,8 +49,8 @@ pub struct NetConf {
     pub runtime_config: Option<serde_json::Value>,
     /// Pod labels from `args.cni.labels` (CNI conventions), for the WorkloadEndpoint.
     pub labels: BTreeMap<String, String>,
-    /// `cni.dev/valid-attachments` (GC, 1.1.0).
-    pub valid_attachments: Vec<Attachment>,
+    /// `cni.dev/valid-attachments` (GC, 1.1.0); `None` when the key is absent.
+    pub valid_attachments: Option<Vec<Attachment>>,
 }
 
 /// One attachment the runtime still holds (GC input).
@@ -71,10 +72,10 @@ pub struct IpamConf {
     pub assign_ipv4: bool,
     /// `assign_ipv6` (default false).
     pub assign_ipv6: bool,
-    /// `ipv4_pools`: CIDRs or pool names to allocate from.
-    pub ipv4_pools: Vec<String>,
-    /// `ipv6_pools`.
-    pub ipv6_pools: Vec<String>,
+    /// `ipv4_pools`: IPv4 IPPool CIDRs to allocate from (empty: any usable pool).
+    pub ipv4_pools: Vec<IpNet>,
+    /// `ipv6_pools`: IPv6 IPPool CIDRs to allocate from (empty: any usable pool).
+    pub ipv6_pools: Vec<IpNet>,
 }
 
 #[derive(Deserialize)]
@@ -97,8 +98,8 @@ struct RawConf {
     #[serde(rename = "runtimeConfig")]
     runtime_config: Option<serde_json::Value>,
     args: Option<serde_json::Value>,
-    #[serde(rename = "cni.dev/valid-attachments", default)]
-    valid_attachments: Vec<Attachment>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<Attachment>>,
 }
 
 #[derive(Deserialize)]
@@ -108,9 +109,9 @@ struct RawIpam {
     assign_ipv4: Option<serde_json::Value>,
     assign_ipv6: Option<serde_json::Value>,
     #[serde(default)]
-    ipv4_pools: Vec<String>,
+    ipv4_pools: Vec<serde_json::Value>,
     #[serde(default)]
-    ipv6_pools: Vec<String>,
+    ipv6_pools: Vec<serde_json::Value>,
 }
 
 /// Reads only `cniVersion` (for error JSON and VERSION, before full validation).
@@ -183,6 +184,25 @@ impl NetConf {
             .unwrap_or(DEFAULT_MTU)
     }
 
+    /// GC's `cni.dev/valid-attachments`: required, since without it every
+    /// attachment of the node would count as gone.
+    pub fn require_valid_attachments(&self) -> Result<&[Attachment], CniError> {
+        self.valid_attachments.as_deref().ok_or_else(|| {
+            CniError::config(
+                "cni.dev/valid-attachments",
+                "missing; GC needs the list of attachments to keep (an empty list releases all)",
+            )
+        })
+    }
+
+    /// True when GC's list holds container `container_id` (with `ifname`, if given).
+    pub fn is_valid_attachment(&self, container_id: &str, ifname: Option<&str>) -> bool {
+        self.valid_attachments
+            .iter()
+            .flatten()
+            .any(|a| a.container_id == container_id && ifname.is_none_or(|i| i == a.ifname))
+    }
+
     /// The `ipam` section, required by ADD/DEL/CHECK.
     pub fn require_ipam(&self) -> Result<&IpamConf, CniError> {
         self.ipam
@@ -212,8 +232,8 @@ impl IpamConf {
             ipam_type: raw.ipam_type,
             assign_ipv4: parse_bool("ipam.assign_ipv4", raw.assign_ipv4, true)?,
             assign_ipv6: parse_bool("ipam.assign_ipv6", raw.assign_ipv6, false)?,
-            ipv4_pools: raw.ipv4_pools,
-            ipv6_pools: raw.ipv6_pools,
+            ipv4_pools: parse_pools("ipam.ipv4_pools", &raw.ipv4_pools, true)?,
+            ipv6_pools: parse_pools("ipam.ipv6_pools", &raw.ipv6_pools, false)?,
         };
         if !ipam.assign_ipv4 && !ipam.assign_ipv6 {
             return Err(CniError::config(
@@ -223,6 +243,45 @@ impl IpamConf {
         }
         Ok(ipam)
     }
+}
+
+/// `ipv4_pools`/`ipv6_pools`: IPPool CIDRs of the field's family, each
+/// written as the pool's network address (pool names are not supported).
+fn parse_pools(
+    field: &str,
+    values: &[serde_json::Value],
+    v4: bool,
+) -> Result<Vec<IpNet>, CniError> {
+    let family = if v4 { "IPv4" } else { "IPv6" };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = format!("{field}[{i}]");
+            let text = v.as_str().ok_or_else(|| {
+                CniError::config(&at, format!("{v} is not a string (valid: an {family} CIDR)"))
+            })?;
+            let net: IpNet = text.parse().map_err(|_| {
+                CniError::config(
+                    &at,
+                    format!("{text:?} is not a CIDR (pool names are not supported; give the {family} pool's CIDR)"),
+                )
+            })?;
+            if net.addr().is_ipv4() != v4 {
+                return Err(CniError::config(
+                    &at,
+                    format!("{text} is not an {family} CIDR"),
+                ));
+            }
+            if net.trunc() != net {
+                return Err(CniError::config(
+                    &at,
+                    format!("{text} is not a network address (the pool is {})", net.trunc()),
+                ));
+            }
+            Ok(net)
+        })
+        .collect()
 }
 
 /// Calico writes `"assign_ipv4": "true"`; accept that and real booleans.
@@ -324,7 +383,10 @@ mod tests {
         let ipam = c.ipam.as_ref().unwrap();
         assert_eq!(ipam.ipam_type, "tortie-ipam");
         assert!(ipam.assign_ipv4 && !ipam.assign_ipv6);
-        assert_eq!(ipam.ipv4_pools, vec!["10.244.0.0/16"]);
+        assert_eq!(
+            ipam.ipv4_pools,
+            vec!["10.244.0.0/16".parse::<IpNet>().unwrap()]
+        );
         assert_eq!(c.labels.get("app").map(String::as_str), Some("web"));
         assert!(c.runtime_config.is_some());
     }
@@ -381,6 +443,46 @@ mod tests {
         assert!(e.to_string().contains("assign_ipv4"), "{e}");
     }
 
+    fn ipam_error(ipam: &str) -> String {
+        let conf = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"tortie","ipam":{ipam}}}"#);
+        let e = NetConf::parse(conf.as_bytes()).unwrap_err();
+        assert_eq!(e.code(), 7, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn dual_stack_pools_are_read_and_checked_per_family() {
+        let c = NetConf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"tortie","ipam":{"type":"tortie-ipam",
+                "assign_ipv4":"true","assign_ipv6":"true",
+                "ipv4_pools":["10.78.0.0/16"],"ipv6_pools":["fd00:78::/48"]}}"#,
+        )
+        .unwrap();
+        let ipam = c.ipam.unwrap();
+        assert!(ipam.assign_ipv4 && ipam.assign_ipv6);
+        assert_eq!(
+            ipam.ipv6_pools,
+            vec!["fd00:78::/48".parse::<IpNet>().unwrap()]
+        );
+
+        let e = ipam_error(r#"{"type":"tortie-ipam","ipv6_pools":["10.78.0.0/16"]}"#);
+        assert!(
+            e.contains("ipam.ipv6_pools[0]") && e.contains("IPv6"),
+            "{e}"
+        );
+        let e = ipam_error(r#"{"type":"tortie-ipam","ipv4_pools":["10.78.0.0/16","fd00::/48"]}"#);
+        assert!(e.contains("ipam.ipv4_pools[1]"), "{e}");
+        let e = ipam_error(r#"{"type":"tortie-ipam","ipv6_pools":["default-ipv6-ippool"]}"#);
+        assert!(
+            e.contains("ipam.ipv6_pools[0]") && e.contains("not a CIDR"),
+            "{e}"
+        );
+        let e = ipam_error(r#"{"type":"tortie-ipam","ipv6_pools":["fd00:78::1/48"]}"#);
+        assert!(e.contains("fd00:78::/48"), "{e}");
+        let e = ipam_error(r#"{"type":"tortie-ipam","ipv6_pools":[6]}"#);
+        assert!(e.contains("ipam.ipv6_pools[0]"), "{e}");
+    }
+
     #[test]
     fn valid_attachments_are_read_for_gc() {
         let c = NetConf::parse(
@@ -388,7 +490,16 @@ mod tests {
                 "cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#,
         )
         .unwrap();
-        assert_eq!(c.valid_attachments[0].container_id, "c1");
+        assert_eq!(c.require_valid_attachments().unwrap()[0].container_id, "c1");
+        assert!(c.is_valid_attachment("c1", Some("eth0")));
+        assert!(c.is_valid_attachment("c1", None));
+        assert!(!c.is_valid_attachment("c1", Some("net1")));
+        assert!(!c.is_valid_attachment("c2", None));
+        let e = NetConf::parse(br#"{"cniVersion":"1.1.0","name":"n","type":"tortie"}"#)
+            .unwrap()
+            .require_valid_attachments()
+            .unwrap_err();
+        assert!(e.to_string().contains("cni.dev/valid-attachments"), "{e}");
     }
 
     #[test]

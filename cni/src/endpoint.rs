@@ -81,26 +81,93 @@ fn build(conf: &NetConf, env: &CniEnv, result: &CniResult, host_veth: &str) -> W
     }
 }
 
-/// Writes (or replaces) the pod's WorkloadEndpoint when a datastore is configured.
+/// What [`write`] replaced, so a failed ADD can put it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Previous {
+    /// There was no endpoint: undo deletes the one written.
+    Absent,
+    /// This endpoint was stored: undo writes it back.
+    Stored(Box<WorkloadEndpoint>),
+    /// The stored endpoint was already the one to write: nothing was written.
+    Unchanged,
+}
+
+/// Writes (or replaces) the pod's WorkloadEndpoint when a datastore is
+/// configured; returns what was there before (`None`: no datastore).
 pub fn write(
     conf: &NetConf,
     env: &CniEnv,
     result: &CniResult,
     host_veth: &str,
-) -> Result<(), CniError> {
+) -> Result<Option<Previous>, CniError> {
     let Some(url) = &conf.datastore else {
-        return Ok(());
+        return Ok(None);
     };
+    let wep = build(conf, env, result, host_veth);
+    let namespace = wep.metadata.namespace.clone().unwrap_or_default();
+    let previous = match get(url, &namespace, &wep.metadata.name)? {
+        None => Previous::Absent,
+        Some(old) if old.spec == wep.spec && old.metadata.labels == wep.metadata.labels => {
+            return Ok(Some(Previous::Unchanged))
+        }
+        Some(old) => Previous::Stored(Box::new(old)),
+    };
+    put(url, wep)?;
+    Ok(Some(previous))
+}
+
+/// The pod's stored endpoint as `(name, containerID)` (`None` without a
+/// datastore or when there is none). A containerID other than this
+/// invocation's means a newer sandbox of the pod owns the endpoint.
+pub fn stored(conf: &NetConf, env: &CniEnv) -> Result<Option<(String, String)>, CniError> {
+    let Some(url) = &conf.datastore else {
+        return Ok(None);
+    };
+    let (namespace, pod) = pod_identity(env);
+    let name = endpoint_name(&node_name(conf), &pod, &env.ifname);
+    Ok(get(url, &namespace, &name)?.map(|w| (w.metadata.name, w.spec.container_id)))
+}
+
+/// Undoes [`write`]: deletes the endpoint it created or restores the one it replaced.
+pub fn restore(conf: &NetConf, env: &CniEnv, previous: Previous) -> Result<(), CniError> {
+    match (previous, &conf.datastore) {
+        (Previous::Absent, _) => delete(conf, env),
+        (Previous::Stored(mut old), Some(url)) => {
+            old.metadata.resource_version = None;
+            put(url, *old)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn get(url: &str, namespace: &str, name: &str) -> Result<Option<WorkloadEndpoint>, CniError> {
     let ipam = open(url)?;
     let store = ipam.store().blocking();
-    let wep = build(conf, env, result, host_veth);
+    match store.block_on(typed::get(
+        store.store().as_ref(),
+        Kind::WorkloadEndpoint,
+        Some(namespace),
+        name,
+    )) {
+        Ok(Resource::WorkloadEndpoint(w)) => Ok(Some(w)),
+        Ok(_) | Err(TypedError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(CniError::Datastore(format!(
+            "read WorkloadEndpoint {name}: {e}"
+        ))),
+    }
+}
+
+fn put(url: &str, wep: WorkloadEndpoint) -> Result<(), CniError> {
+    let ipam = open(url)?;
+    let store = ipam.store().blocking();
+    let name = wep.metadata.name.clone();
     store
         .block_on(typed::apply(
             store.store().as_ref(),
             vec![Resource::WorkloadEndpoint(wep)],
         ))
         .map(drop)
-        .map_err(|e| CniError::Datastore(format!("write WorkloadEndpoint: {e}")))
+        .map_err(|e| CniError::Datastore(format!("write WorkloadEndpoint {name}: {e}")))
 }
 
 /// Deletes the pod's WorkloadEndpoint; absent is fine.
@@ -108,22 +175,79 @@ pub fn delete(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let Some(url) = &conf.datastore else {
         return Ok(());
     };
-    let ipam = open(url)?;
-    let store = ipam.store().blocking();
     let (namespace, pod) = pod_identity(env);
     let name = endpoint_name(&node_name(conf), &pod, &env.ifname);
+    delete_named(url, &namespace, &name)
+}
+
+fn delete_named(url: &str, namespace: &str, name: &str) -> Result<(), CniError> {
+    let ipam = open(url)?;
+    let store = ipam.store().blocking();
     let s = store.store().as_ref();
     match store.block_on(typed::delete_one(
         s,
         Kind::WorkloadEndpoint,
-        Some(&namespace),
-        &name,
+        Some(namespace),
+        name,
     )) {
         Ok(_) | Err(TypedError::NotFound { .. }) => Ok(()),
         Err(e) => Err(CniError::Datastore(format!(
-            "delete WorkloadEndpoint {name}: {e}"
+            "delete WorkloadEndpoint {namespace}/{name}: {e}"
         ))),
     }
+}
+
+/// A stored endpoint of this node, as GC needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRef {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// `spec.containerID`.
+    pub container_id: String,
+    /// `spec.endpoint` (the pod's interface).
+    pub ifname: String,
+    /// `spec.interfaceName` (the host veth).
+    pub host_veth: String,
+}
+
+/// The endpoints of this node (none without a datastore).
+pub fn on_node(conf: &NetConf) -> Result<Vec<EndpointRef>, CniError> {
+    let Some(url) = &conf.datastore else {
+        return Ok(Vec::new());
+    };
+    let node = node_name(conf);
+    let ipam = open(url)?;
+    let store = ipam.store().blocking();
+    let all = store
+        .block_on(typed::list(
+            store.store().as_ref(),
+            Kind::WorkloadEndpoint,
+            None,
+        ))
+        .map_err(|e| CniError::Datastore(format!("list WorkloadEndpoints: {e}")))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|r| match r {
+            Resource::WorkloadEndpoint(w) if w.spec.node == node => Some(EndpointRef {
+                namespace: w.metadata.namespace.clone().unwrap_or_default(),
+                name: w.metadata.name,
+                container_id: w.spec.container_id,
+                ifname: w.spec.endpoint,
+                host_veth: w.spec.interface_name,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Deletes one endpoint found by [`on_node`]; absent is fine.
+pub fn delete_ref(conf: &NetConf, ep: &EndpointRef) -> Result<(), CniError> {
+    let Some(url) = &conf.datastore else {
+        return Ok(());
+    };
+    delete_named(url, &ep.namespace, &ep.name)
 }
 
 /// STATUS: the datastore, when configured, can be opened and read.

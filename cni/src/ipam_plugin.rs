@@ -4,13 +4,16 @@
 //! CHECK verifies the handle still owns addresses, GC releases handles of
 //! attachments the runtime no longer lists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use tortie_ipam_core::pools::select_pools;
 use tortie_ipam_core::store::TypedStoreExt;
-use tortie_ipam_core::{AllowedUse, AssignRequest, DatastoreIpamStore, Ipam, IpamError, IpamKey};
+use tortie_ipam_core::{
+    AllowedUse, AssignRequest, DatastoreIpamStore, IpVersion, Ipam, IpamError, IpamKey,
+};
 use tortie_model::ipam::{pod_handle, AllocationBlock, IpamHandle};
 
 use crate::config::IpamConf;
@@ -62,7 +65,7 @@ pub fn run_command(
 ) -> Result<Option<serde_json::Value>, CniError> {
     match command {
         Command::Version => Ok(Some(crate::version::version_info())),
-        Command::Add => add(inv).map(|r| Some(r.to_json(inv.conf.cni_version))),
+        Command::Add => add(inv).map(|(r, _)| Some(r.to_json(inv.conf.cni_version))),
         Command::Del => {
             let ipam = open(inv)?;
             ipam.release_by_handle(&pod_handle(&inv.env.container_id))
@@ -73,22 +76,6 @@ pub fn run_command(
         Command::Status => status(inv).map(|_| None),
         Command::Gc => gc(inv).map(|_| None),
     }
-}
-
-fn parse_pools(field: &str, pools: &[String]) -> Result<Vec<IpNet>, CniError> {
-    pools
-        .iter()
-        .map(|p| {
-            p.parse::<IpNet>().map_err(|_| {
-                CniError::config(
-                    field,
-                    format!(
-                        "{p:?} is not a CIDR (pool names are not supported; give the pool's CIDR)"
-                    ),
-                )
-            })
-        })
-        .collect()
 }
 
 fn request(inv: &Invocation, ipam: &IpamConf, node: &str) -> Result<AssignRequest, CniError> {
@@ -105,20 +92,28 @@ fn request(inv: &Invocation, ipam: &IpamConf, node: &str) -> Result<AssignReques
         node: node.to_string(),
         num_v4: usize::from(ipam.assign_ipv4),
         num_v6: usize::from(ipam.assign_ipv6),
-        v4_pools: parse_pools("ipam.ipv4_pools", &ipam.ipv4_pools)?,
-        v6_pools: parse_pools("ipam.ipv6_pools", &ipam.ipv6_pools)?,
+        v4_pools: ipam.ipv4_pools.clone(),
+        v6_pools: ipam.ipv6_pools.clone(),
         attrs,
         use_: AllowedUse::Workload,
     })
 }
 
-fn add(inv: &Invocation) -> Result<CniResult, CniError> {
+/// ADD as `tortie` runs it in-process: the result JSON (exactly what the
+/// binary prints) and whether this call allocated the addresses (`false`:
+/// the handle already owned them, so they belong to an earlier ADD).
+pub fn add_json(inv: &Invocation) -> Result<(serde_json::Value, bool), CniError> {
+    add(inv).map(|(r, fresh)| (r.to_json(inv.conf.cni_version), fresh))
+}
+
+fn add(inv: &Invocation) -> Result<(CniResult, bool), CniError> {
     let conf = inv.conf.require_ipam()?;
     let node = node_name(&inv.conf);
     let req = request(inv, conf, &node)?;
     let ipam = open(inv)?;
     let mut ips = addresses_of(&ipam, &req.handle_id)?;
-    if ips.is_empty() {
+    let fresh = ips.is_empty();
+    if fresh {
         let pools = ipam
             .store()
             .pool_views(&node)
@@ -126,7 +121,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         let assigned = ipam.auto_assign(&req, &pools).map_err(ipam_err)?;
         ips = assigned.v4.into_iter().chain(assigned.v6).collect();
     }
-    Ok(CniResult {
+    let result = CniResult {
         ips: ips
             .into_iter()
             .map(|ip| IpConfig {
@@ -137,7 +132,8 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
             })
             .collect(),
         ..CniResult::default()
-    })
+    };
+    Ok((result, fresh))
 }
 
 /// The addresses `handle` owns now (empty when it does not exist).
@@ -178,33 +174,94 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     Ok(())
 }
 
+/// STATUS: the datastore answers, and for each family the config asks for
+/// a usable pool (the named ones, else any enabled pool selecting this
+/// node for workloads) has a free address. Anything else is code 50: ADD
+/// cannot succeed, while running pods are not affected.
 fn status(inv: &Invocation) -> Result<(), CniError> {
+    let conf = inv.conf.require_ipam()?;
+    let node = node_name(&inv.conf);
     let ipam = open(inv).map_err(|e| CniError::NotAvailable(e.to_string()))?;
     let pools = ipam
         .store()
-        .pool_views(&node_name(&inv.conf))
+        .pool_views(&node)
         .map_err(|e| CniError::NotAvailable(format!("read IPPools: {e}")))?;
-    if pools.iter().all(|p| p.disabled) {
-        return Err(CniError::NotAvailable("no enabled IPPool".into()));
+    let wanted = [
+        (
+            conf.assign_ipv4,
+            IpVersion::V4,
+            "ipam.ipv4_pools",
+            &conf.ipv4_pools,
+        ),
+        (
+            conf.assign_ipv6,
+            IpVersion::V6,
+            "ipam.ipv6_pools",
+            &conf.ipv6_pools,
+        ),
+    ];
+    for (_, version, field, requested) in wanted.into_iter().filter(|w| w.0) {
+        let usable = select_pools(&pools, requested, version, AllowedUse::Workload).map_err(
+            |(cidr, why)| {
+                CniError::NotAvailable(format!("{field}: IPPool {cidr} cannot be used: {why}"))
+            },
+        )?;
+        if usable.is_empty() {
+            return Err(CniError::NotAvailable(format!(
+                "no enabled {version} IPPool selects node {node} for workloads"
+            )));
+        }
+        let usage = ipam
+            .usage(&usable)
+            .map_err(|e| CniError::NotAvailable(e.to_string()))?;
+        if usage.iter().all(|u| u.in_use >= u.capacity) {
+            let full: Vec<String> = usage
+                .iter()
+                .map(|u| format!("{} ({} of {} in use)", u.cidr, u.in_use, u.capacity))
+                .collect();
+            return Err(CniError::NotAvailable(format!(
+                "every {version} IPPool this node may use is full: {}",
+                full.join(", ")
+            )));
+        }
     }
     Ok(())
 }
 
+/// GC: releases the `k8s-pod-network.<id>` handles holding addresses on
+/// this node whose container is not in `cni.dev/valid-attachments`. The
+/// list covers this node's runtime only, so other nodes' handles are never
+/// touched; a failure does not stop the rest (the first one is reported).
 fn gc(inv: &Invocation) -> Result<(), CniError> {
+    inv.conf.require_valid_attachments()?;
+    let node = node_name(&inv.conf);
     let ipam = open(inv)?;
     let prefix = pod_handle("");
-    for h in ipam.handles().map_err(ipam_err)? {
-        let Some(cid) = h.handle_id.strip_prefix(&prefix) else {
-            continue;
-        };
-        if !inv
-            .conf
-            .valid_attachments
+    let mut stale = BTreeSet::new();
+    for b in ipam.blocks().map_err(ipam_err)? {
+        for attr in b
+            .allocations
             .iter()
-            .any(|a| a.container_id == cid)
+            .flatten()
+            .filter_map(|&i| b.attributes.get(i))
         {
-            ipam.release_by_handle(&h.handle_id).map_err(ipam_err)?;
+            let Some(handle) = attr.handle_id.as_deref() else {
+                continue;
+            };
+            let on_node = attr.secondary.get("node").map(String::as_str) == Some(node.as_str());
+            let gone = handle
+                .strip_prefix(&prefix)
+                .is_some_and(|cid| !inv.conf.is_valid_attachment(cid, None));
+            if on_node && gone {
+                stale.insert(handle.to_string());
+            }
         }
     }
-    Ok(())
+    let mut first_error = None;
+    for handle in stale {
+        if let Err(e) = ipam.release_by_handle(&handle) {
+            first_error.get_or_insert(ipam_err(e));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }

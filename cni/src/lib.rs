@@ -4,7 +4,9 @@
 //!
 //! Must not: touch links, routes or namespaces other than the attachment's
 //! own (`cali…` host veth, CNI_IFNAME in CNI_NETNS), program routes of any
-//! protocol but 80 on the host, or leave anything behind when ADD fails.
+//! protocol but 80 on the host, leave anything behind when ADD fails, or
+//! undo on failure anything that ADD did not itself create (an earlier
+//! ADD's address, veth or endpoint may be in use by the running pod).
 
 pub mod config;
 pub mod delegate;

@@ -1,6 +1,7 @@
 //! The `tortie` plugin's commands: ADD (IPAM, veth, routes, endpoint, with
 //! rollback), DEL (idempotent), CHECK, STATUS and GC.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ use crate::lock::lock_host;
 use crate::naming::{host_veth_name, POD_GATEWAY_V4, POD_GATEWAY_V6};
 use crate::result::{CniResult, Interface, IpConfig, Route};
 use crate::state::{self, AttachmentState};
-use crate::wiring::{self, host_prefix, Plan};
+use crate::wiring::{self, host_prefix, Plan, VethOrigin};
 
 /// Test-only fault injection: `TORTIE_CNI_FAIL_AFTER=<step>` makes ADD fail
 /// right after that step (`ipam`, `veth`, `pod`, `endpoint`), to prove rollback.
@@ -35,12 +36,17 @@ pub struct Invocation {
     pub fail_after: Option<String>,
 }
 
-/// What ADD has done so far, so a failure can undo it in reverse.
+/// What this ADD invocation itself created, so a failure undoes exactly
+/// that, in reverse — never what an earlier ADD of the same attachment made
+/// (its address, veth or endpoint may be in use by the running pod).
 #[derive(Debug, Default)]
 struct Undo {
+    /// Addresses allocated by this invocation (IPAM DEL on failure).
     ipam: bool,
+    /// The veth pair created by this invocation.
     veth: Option<String>,
-    endpoint: bool,
+    /// The endpoint as it was before this invocation wrote it.
+    endpoint: Option<endpoint::Previous>,
 }
 
 impl Invocation {
@@ -71,26 +77,51 @@ impl Invocation {
             ipam_plugin::IPAM_TYPE => None,
             other => Some(find_plugin(other, &self.env.path)?),
         };
-        let _lock = lock_host(
-            &self.conf.state_dir.join("ipam.lock"),
-            self.conf.lock_timeout,
-        )?;
+        // STATUS changes nothing: it does not wait for the lock.
+        let _lock = match command {
+            Command::Status => None,
+            _ => Some(self.lock()?),
+        };
         match binary {
             Some(binary) => exec_ipam(&binary, command, &self.raw),
             None => self.ipam_in_process(command),
         }
     }
 
+    fn lock(&self) -> Result<crate::lock::HostLock, CniError> {
+        lock_host(
+            &self.conf.state_dir.join("ipam.lock"),
+            self.conf.lock_timeout,
+        )
+    }
+
+    /// IPAM ADD: the result, and whether this invocation allocated it.
+    ///
+    /// `tortie-ipam` (in-process) knows: its handle owned nothing before.
+    /// Another IPAM plugin cannot tell a new allocation from one it returns
+    /// again, so with `traces` of an earlier ADD its addresses count as
+    /// that ADD's and a failure here does not release them (the runtime's
+    /// DEL does).
+    fn ipam_add(&self, traces: &[String]) -> Result<(CniResult, bool), CniError> {
+        let ipam = self.conf.require_ipam()?;
+        let (result, fresh) = if ipam.ipam_type == ipam_plugin::IPAM_TYPE {
+            let _lock = self.lock()?;
+            let (v, fresh) = ipam_plugin::add_json(self).map_err(as_delegate)?;
+            (CniResult::from_json(&v)?, fresh)
+        } else {
+            let r = self
+                .ipam_exec(Command::Add)?
+                .ok_or_else(|| CniError::Ipam("IPAM plugin returned no result".into()))?;
+            (r, traces.is_empty())
+        };
+        Ok((result, fresh))
+    }
+
     /// `tortie-ipam` without the exec: its result goes through the same JSON
     /// (for this config's cniVersion) and its errors are reported as a
     /// delegate's, exactly as if the binary had run.
     fn ipam_in_process(&self, command: Command) -> Result<Option<CniResult>, CniError> {
-        let out = ipam_plugin::run_command(self, command).map_err(|e| CniError::Delegate {
-            plugin: ipam_plugin::IPAM_TYPE.into(),
-            code: e.code(),
-            msg: e.msg(),
-            details: e.details(),
-        })?;
+        let out = ipam_plugin::run_command(self, command).map_err(as_delegate)?;
         match (command, out) {
             (Command::Add, Some(v)) => CniResult::from_json(&v).map(Some),
             _ => Ok(None),
@@ -125,21 +156,48 @@ impl Invocation {
                 return Ok(st.result.to_json(self.conf.cni_version));
             }
         }
+        // No (valid) record: an earlier ADD may still have left its veth
+        // and endpoint; they are reused below, and kept on failure.
+        let traces = self.traces(&host_veth)?;
         let mut undo = Undo::default();
-        match self.add_steps(&host_veth, &mut undo) {
+        match self.add_steps(&host_veth, &traces, &mut undo) {
             Ok(result) => Ok(result.to_json(self.conf.cni_version)),
             Err(e) => {
-                self.rollback(&undo);
-                Err(e)
+                self.rollback(undo);
+                Err(explain_traces(e, &traces, &self.conf.state_dir))
             }
         }
     }
 
-    fn add_steps(&self, host_veth: &str, undo: &mut Undo) -> Result<CniResult, CniError> {
-        let ipam_result = self
-            .ipam_exec(Command::Add)?
-            .ok_or_else(|| CniError::Ipam("IPAM plugin returned no result".into()))?;
-        undo.ipam = true;
+    /// What an earlier ADD of this attachment left (the host veth, unless
+    /// recorded as another sandbox's; the endpoint naming this container),
+    /// for when its state record is gone.
+    fn traces(&self, host_veth: &str) -> Result<Vec<String>, CniError> {
+        let mut traces = Vec::new();
+        let owner = state::veth_owner(&self.conf.state_dir, host_veth);
+        if owner.is_none_or(|o| o == self.env.container_id) && wiring::host_veth_exists(host_veth)?
+        {
+            traces.push(format!("host veth {host_veth} exists"));
+        }
+        let ipam = self.conf.require_ipam()?;
+        if ipam.ipam_type != ipam_plugin::IPAM_TYPE {
+            if let Some((name, cid)) = endpoint::stored(&self.conf, &self.env)? {
+                if cid == self.env.container_id {
+                    traces.push(format!("WorkloadEndpoint {name} names this container"));
+                }
+            }
+        }
+        Ok(traces)
+    }
+
+    fn add_steps(
+        &self,
+        host_veth: &str,
+        traces: &[String],
+        undo: &mut Undo,
+    ) -> Result<CniResult, CniError> {
+        let (ipam_result, fresh) = self.ipam_add(traces)?;
+        undo.ipam = fresh;
         self.fault("ipam")?;
         let addresses: Vec<IpNet> = ipam_result
             .ips
@@ -157,14 +215,14 @@ impl Invocation {
             mtu: self.conf.effective_mtu(),
             addresses: &addresses,
         };
-        wiring::setup_host(&plan)?;
-        undo.veth = Some(host_veth.to_string());
+        if wiring::setup_host(&plan)? == VethOrigin::Created {
+            undo.veth = Some(host_veth.to_string());
+        }
         self.fault("veth")?;
         let wired = wiring::setup_pod(&plan)?;
         self.fault("pod")?;
         let result = build_result(&plan, &wired, &ipam_result);
-        endpoint::write(&self.conf, &self.env, &result, host_veth)?;
-        undo.endpoint = true;
+        undo.endpoint = endpoint::write(&self.conf, &self.env, &result, host_veth)?;
         self.fault("endpoint")?;
         state::save(
             &self.conf.state_dir,
@@ -179,10 +237,11 @@ impl Invocation {
         Ok(result)
     }
 
-    /// Best-effort undo of a failed ADD, newest step first.
-    fn rollback(&self, undo: &Undo) {
-        if undo.endpoint {
-            let _ = endpoint::delete(&self.conf, &self.env);
+    /// Best-effort undo of a failed ADD, newest step first, of what this
+    /// invocation created only.
+    fn rollback(&self, undo: Undo) {
+        if let Some(previous) = undo.endpoint {
+            let _ = endpoint::restore(&self.conf, &self.env, previous);
         }
         if let Some(veth) = &undo.veth {
             let _ = wiring::teardown(veth);
@@ -202,14 +261,33 @@ impl Invocation {
             .as_ref()
             .map(|s| s.host_veth.clone())
             .unwrap_or_else(|| self.host_veth());
-        wiring::teardown(&host_veth)?;
+        let superseded = self.superseded(&host_veth)?;
+        if !superseded {
+            wiring::teardown(&host_veth)?;
+        }
         self.ipam_exec(Command::Del)?;
-        endpoint::delete(&self.conf, &self.env)?;
+        if !superseded {
+            endpoint::delete(&self.conf, &self.env)?;
+        }
+        state::remove_veth_owner(&self.conf.state_dir, &host_veth, &self.env.container_id)?;
         state::remove(
             &self.conf.state_dir,
             &self.env.container_id,
             &self.env.ifname,
         )
+    }
+
+    /// True when a newer sandbox of the same pod (another container ID)
+    /// owns the endpoint or records the same host veth: a late DEL of the
+    /// old sandbox then releases only its own addresses and state, and
+    /// leaves the veth and the endpoint the running pod uses.
+    fn superseded(&self, host_veth: &str) -> Result<bool, CniError> {
+        let mine = self.env.container_id.as_str();
+        if state::veth_owner(&self.conf.state_dir, host_veth).is_some_and(|o| o != mine) {
+            return Ok(true);
+        }
+        Ok(endpoint::stored(&self.conf, &self.env)?
+            .is_some_and(|(_, cid)| !cid.is_empty() && cid != mine))
     }
 
     fn check(&self) -> Result<(), CniError> {
@@ -257,21 +335,68 @@ impl Invocation {
         self.ipam_exec(Command::Status).map(drop)
     }
 
-    /// GC: forget attachments the runtime no longer lists, then let IPAM do the same.
+    /// GC: deletes the host veths, WorkloadEndpoints and state of this
+    /// node's attachments that `cni.dev/valid-attachments` no longer lists
+    /// (found in the state directory and among the node's endpoints), then
+    /// lets IPAM release their addresses. A veth a listed attachment still
+    /// uses is kept. As the spec asks, a failure does not stop the rest;
+    /// the first one is reported.
     fn gc(&self) -> Result<(), CniError> {
         self.require_1_1("GC")?;
-        for st in state::list(&self.conf.state_dir) {
-            let valid = self
-                .conf
-                .valid_attachments
-                .iter()
-                .any(|a| a.container_id == st.container_id && a.ifname == st.ifname);
-            if !valid {
-                wiring::teardown(&st.host_veth)?;
-                state::remove(&self.conf.state_dir, &st.container_id, &st.ifname)?;
+        self.conf.require_valid_attachments()?;
+        let mut errors = Vec::new();
+        let recorded = state::list(&self.conf.state_dir);
+        let endpoints = endpoint::on_node(&self.conf).unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
+        let valid = |cid: &str, ifname: &str| self.conf.is_valid_attachment(cid, Some(ifname));
+        let in_use: BTreeSet<&str> = recorded
+            .iter()
+            .filter(|st| valid(&st.container_id, &st.ifname))
+            .map(|st| st.host_veth.as_str())
+            .chain(
+                endpoints
+                    .iter()
+                    .filter(|ep| valid(&ep.container_id, &ep.ifname))
+                    .map(|ep| ep.host_veth.as_str()),
+            )
+            .collect();
+        let remove_veth = |veth: &str, errors: &mut Vec<CniError>| {
+            if !in_use.contains(veth) {
+                if let Err(e) = wiring::teardown(veth) {
+                    errors.push(e);
+                }
+            }
+        };
+        for st in recorded
+            .iter()
+            .filter(|st| !valid(&st.container_id, &st.ifname))
+        {
+            remove_veth(&st.host_veth, &mut errors);
+            let dir = &self.conf.state_dir;
+            if let Err(e) = state::remove_veth_owner(dir, &st.host_veth, &st.container_id)
+                .and_then(|()| state::remove(dir, &st.container_id, &st.ifname))
+            {
+                errors.push(e);
             }
         }
-        self.ipam_exec(Command::Gc).map(drop)
+        for ep in endpoints
+            .iter()
+            .filter(|ep| !valid(&ep.container_id, &ep.ifname))
+        {
+            remove_veth(&ep.host_veth, &mut errors);
+            if let Err(e) = endpoint::delete_ref(&self.conf, ep) {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = self.ipam_exec(Command::Gc) {
+            errors.push(e);
+        }
+        match errors.into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(()),
+        }
     }
 
     fn require_1_1(&self, command: &'static str) -> Result<(), CniError> {
@@ -283,6 +408,48 @@ impl Invocation {
                 version: self.conf.cni_version.as_str().into(),
             })
         }
+    }
+}
+
+/// An error of `tortie-ipam` run in-process, reported as the binary's would be.
+fn as_delegate(e: CniError) -> CniError {
+    CniError::Delegate {
+        plugin: ipam_plugin::IPAM_TYPE.into(),
+        code: e.code(),
+        msg: e.msg(),
+        details: e.details(),
+    }
+}
+
+/// A failed ADD that found traces of an earlier one says so (keeping the
+/// code and message, e.g. an IPAM plugin refusing a second allocation).
+fn explain_traces(e: CniError, traces: &[String], state_dir: &Path) -> CniError {
+    if traces.is_empty() {
+        return e;
+    }
+    let why = format!(
+        "the container is already attached ({}) but its record in {} is gone; \
+         what that earlier ADD made is kept — DEL the container, then ADD it again",
+        traces.join(", "),
+        state_dir.join("attachments").display()
+    );
+    match e {
+        CniError::Delegate {
+            plugin,
+            code,
+            msg,
+            details,
+        } => CniError::Delegate {
+            plugin,
+            code,
+            msg,
+            details: if details.is_empty() {
+                why
+            } else {
+                format!("{details}; {why}")
+            },
+        },
+        other => other,
     }
 }
 

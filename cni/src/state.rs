@@ -1,7 +1,9 @@
 //! Per-attachment state on the host (`<state_dir>/attachments/<id>-<ifname>.json`):
 //! the result ADD returned and the host veth it made. It makes a repeated
 //! ADD return the same result, lets DEL find the veth without CNI_ARGS, and
-//! lists what GC may release.
+//! lists what GC may release. `<state_dir>/veths/<host veth>` names the
+//! container that owns a host veth now (a pod's sandboxes share its veth
+//! name), so a late DEL of an older sandbox leaves the veth alone.
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +53,36 @@ pub fn save(state_dir: &Path, st: &AttachmentState) -> Result<(), CniError> {
     })?;
     std::fs::write(&tmp, bytes).map_err(|e| CniError::io(format!("write {}", tmp.display()), e))?;
     std::fs::rename(&tmp, &path)
-        .map_err(|e| CniError::io(format!("rename to {}", path.display()), e))
+        .map_err(|e| CniError::io(format!("rename to {}", path.display()), e))?;
+    let owners = state_dir.join("veths");
+    std::fs::create_dir_all(&owners)
+        .map_err(|e| CniError::io(format!("create {}", owners.display()), e))?;
+    let owner = owners.join(&st.host_veth);
+    std::fs::write(&owner, &st.container_id)
+        .map_err(|e| CniError::io(format!("write {}", owner.display()), e))
+}
+
+/// The container that owns `host_veth` now, if recorded.
+pub fn veth_owner(state_dir: &Path, host_veth: &str) -> Option<String> {
+    std::fs::read_to_string(state_dir.join("veths").join(host_veth)).ok()
+}
+
+/// Forgets that `container_id` owns `host_veth` (kept when another container owns it now).
+pub fn remove_veth_owner(
+    state_dir: &Path,
+    host_veth: &str,
+    container_id: &str,
+) -> Result<(), CniError> {
+    if veth_owner(state_dir, host_veth).as_deref() != Some(container_id) {
+        return Ok(());
+    }
+    let path = state_dir.join("veths").join(host_veth);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(CniError::io(format!("remove {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Removes the state of one attachment; absent is fine.
@@ -92,6 +123,11 @@ mod tests {
             result: CniResult::default(),
         };
         save(d.path(), &st).unwrap();
+        assert_eq!(veth_owner(d.path(), "calic1").as_deref(), Some("c1"));
+        remove_veth_owner(d.path(), "calic1", "c0").unwrap();
+        assert_eq!(veth_owner(d.path(), "calic1").as_deref(), Some("c1"));
+        remove_veth_owner(d.path(), "calic1", "c1").unwrap();
+        assert_eq!(veth_owner(d.path(), "calic1"), None);
         assert_eq!(load(d.path(), "c1", "eth0"), Some(st.clone()));
         assert_eq!(list(d.path()), vec![st]);
         remove(d.path(), "c1", "eth0").unwrap();

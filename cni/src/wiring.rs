@@ -61,10 +61,40 @@ fn open_pod_netns(path: &Path) -> Result<File, CniError> {
     })
 }
 
-/// Creates the veth pair and the host side (sysctls, routes).
-pub fn setup_host(plan: &Plan<'_>) -> Result<(), CniError> {
+/// Whether [`setup_host`] made the veth pair or found it in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VethOrigin {
+    /// Created by this call (a stale host veth of the same name was replaced).
+    Created,
+    /// Already there and wired to this pod (a previous ADD whose record is
+    /// gone): kept as is, so the pod keeps its interface and MAC.
+    Reused,
+}
+
+/// Creates the veth pair (or reuses the pair a previous ADD left for this
+/// pod) and configures the host side (sysctls, routes).
+pub fn setup_host(plan: &Plan<'_>) -> Result<VethOrigin, CniError> {
     let ns = open_pod_netns(plan.netns_path)?;
     let mut nl = Netlink::open().map_err(|e| CniError::netlink("open socket", e))?;
+    let existing = nl
+        .link_by_name(plan.host_veth)
+        .map_err(|e| CniError::netlink(format!("get link {}", plan.host_veth), e))?;
+    let origin = match existing {
+        Some(old) if pod_end_is_reusable(plan, &ns, old.index)? => VethOrigin::Reused,
+        Some(old) => {
+            // A leftover of an interrupted attempt or of another sandbox: replace it.
+            nl.delete_link(old.index).map_err(|e| {
+                CniError::netlink(format!("delete stale veth {}", plan.host_veth), e)
+            })?;
+            create_pair(&mut nl, plan, &ns)?
+        }
+        None => create_pair(&mut nl, plan, &ns)?,
+    };
+    configure_host_side(&mut nl, plan)?;
+    Ok(origin)
+}
+
+fn create_pair(nl: &mut Netlink, plan: &Plan<'_>, ns: &File) -> Result<VethOrigin, CniError> {
     let spec = VethSpec {
         host_name: plan.host_veth,
         host_mac: HOST_VETH_MAC,
@@ -72,23 +102,47 @@ pub fn setup_host(plan: &Plan<'_>) -> Result<(), CniError> {
         peer_netns_fd: ns.as_raw_fd(),
         mtu: plan.mtu,
     };
-    let op = || format!("create veth {} / {}", plan.host_veth, plan.ifname);
-    match nl.create_veth(&spec) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-            // A leftover host veth of an interrupted attempt: replace it.
-            if let Some(old) = nl
-                .link_by_name(plan.host_veth)
-                .map_err(|e| CniError::netlink("get link", e))?
-            {
-                nl.delete_link(old.index)
-                    .map_err(|e| CniError::netlink("delete stale veth", e))?;
-            }
-            nl.create_veth(&spec)
-                .map_err(|e| CniError::netlink(op(), e))?;
+    nl.create_veth(&spec).map_err(|e| {
+        CniError::netlink(
+            format!("create veth {} / {}", plan.host_veth, plan.ifname),
+            e,
+        )
+    })?;
+    Ok(VethOrigin::Created)
+}
+
+/// True when the pod's `CNI_IFNAME` is the peer of host link `host_index`
+/// and carries no address outside the plan (link-local aside): the pair a
+/// previous ADD made for this very attachment.
+fn pod_end_is_reusable(plan: &Plan<'_>, ns: &File, host_index: u32) -> Result<bool, CniError> {
+    let ifname = plan.ifname;
+    let wanted: Vec<IpNet> = plan.addresses.iter().map(|a| host_prefix(*a)).collect();
+    netns::run_in(ns, plan.netns_path, move || {
+        let mut nl = Netlink::open().map_err(|e| CniError::netlink("open socket in pod", e))?;
+        let Some(link) = nl
+            .link_by_name(ifname)
+            .map_err(|e| CniError::netlink(format!("get link {ifname}"), e))?
+        else {
+            return Ok(false);
+        };
+        if link.peer_index != Some(host_index) {
+            return Ok(false);
         }
-        other => other.map_err(|e| CniError::netlink(op(), e))?,
+        let have = nl
+            .addresses(link.index)
+            .map_err(|e| CniError::netlink("list addresses", e))?;
+        Ok(have
+            .iter()
+            .filter(|a| !is_link_local(a.addr()))
+            .all(|a| wanted.contains(a)))
+    })
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
     }
-    configure_host_side(&mut nl, plan)
 }
 
 fn configure_host_side(nl: &mut Netlink, plan: &Plan<'_>) -> Result<(), CniError> {

@@ -7,80 +7,14 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::store::{apply, conf, handle_exists, in_ns, sqlite_url, weps, POOL_V4};
 use common::{pod_ip, Call, Node};
-use serde_json::{json, Value};
-use tortie_datastore::typed;
 use tortie_datastore::{BlockingStore, OpenOptions};
-use tortie_model::{parse_manifest, Kind};
-use tortie_testkit::{free_port, wait_until, ChildGuard, Netns};
-
-const POOL: &str = "apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata:
-  name: pods
-spec:
-  cidr: 10.78.0.0/16
-  blockSize: 26
-";
-
-/// Runs `f` on a thread inside `ns` (the datastore may listen on its loopback).
-fn in_ns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
-    let file = std::fs::File::open(ns.path()).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-        .join()
-        .unwrap()
-    })
-}
-
-fn store(url: &str) -> BlockingStore {
-    BlockingStore::open(url, &OpenOptions::default()).unwrap()
-}
-
-fn weps(node: &Node, url: &str) -> Vec<String> {
-    in_ns(&node.host, || {
-        let s = store(url);
-        s.block_on(typed::list(
-            s.store().as_ref(),
-            Kind::WorkloadEndpoint,
-            None,
-        ))
-        .unwrap()
-        .iter()
-        .map(|r| r.name().to_string())
-        .collect()
-    })
-}
-
-fn handle_exists(node: &Node, url: &str, cid: &str) -> bool {
-    in_ns(&node.host, || {
-        let s = tortie_ipam_core::DatastoreIpamStore::open(url, &OpenOptions::default()).unwrap();
-        let ipam = tortie_ipam_core::Ipam::new(s);
-        let id = tortie_model::ipam::pod_handle(cid);
-        ipam.handles().unwrap().iter().any(|h| h.handle_id == id)
-    })
-}
-
-fn conf(node: &Node, url: &str) -> Value {
-    json!({
-        "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "tortie",
-        "datastore": url, "nodename": "node1",
-        "mtu_file": node.dir.path().join("mtu"), "state_dir": node.dir.path().join("state"),
-        "ipam": {"type": "tortie-ipam", "assign_ipv4": "true"},
-        "args": {"cni": {"labels": [{"key": "app", "value": "web"}]}}
-    })
-}
+use tortie_testkit::{free_port, wait_until, ChildGuard};
 
 fn round_trip(node: &Node, url: &str) {
-    in_ns(&node.host, || {
-        let s = store(url);
-        let pool = parse_manifest(POOL).unwrap();
-        s.block_on(typed::apply(s.store().as_ref(), pool)).unwrap();
-    });
-    let conf = conf(node, url);
+    apply(node, url, POOL_V4);
+    let conf = conf(node, url, "1.0.0");
     let (a, b) = (node.pod("a"), node.pod("b"));
     let ra = node.run(&Call::new("ADD", "dsa", Some(&a.path()), "web-0"), &conf);
     assert!(ra.ok, "ADD: {}", ra.stdout);
@@ -126,7 +60,7 @@ fn round_trip(node: &Node, url: &str) {
 #[ignore = "root: creates network namespaces and veths"]
 fn sqlite_datastore_round_trip_with_tortie_ipam_and_endpoints() {
     let node = Node::new("sq");
-    let url = format!("sqlite://{}", node.dir.path().join("tortie.db").display());
+    let url = sqlite_url(&node);
     round_trip(&node, &url);
 }
 
@@ -170,14 +104,9 @@ fn etcd_datastore_round_trip_with_tortie_ipam_and_endpoints() {
 #[ignore = "root: creates network namespaces and veths"]
 fn twenty_concurrent_adds_over_sqlite_get_distinct_addresses_and_endpoints() {
     let node = Node::new("sc");
-    let url = format!("sqlite://{}", node.dir.path().join("tortie.db").display());
-    let s = store(&url);
-    s.block_on(typed::apply(
-        s.store().as_ref(),
-        parse_manifest(POOL).unwrap(),
-    ))
-    .unwrap();
-    let conf = conf(&node, &url);
+    let url = sqlite_url(&node);
+    apply(&node, &url, POOL_V4);
+    let conf = conf(&node, &url, "1.0.0");
     let pods: Vec<_> = (0..20).map(|i| node.pod(&format!("c{i}"))).collect();
     let mut ips: Vec<String> = std::thread::scope(|sc| {
         let hs: Vec<_> = pods

@@ -338,3 +338,38 @@ fn dual_stack_pods_get_v4_and_v6_and_reach_each_other() {
     );
     assert!(check.ok, "{}", check.stdout);
 }
+
+#[test]
+#[ignore = "root: creates network namespaces and veths"]
+fn a_late_del_of_a_replaced_sandbox_leaves_the_new_one_alone() {
+    let node = Node::new("ls");
+    let conf = node.conf("1.0.0", "10.77.11.0/24");
+    let (old, new) = (node.pod("old"), node.pod("new"));
+    let (old_ns, new_ns) = (old.path(), new.path());
+    // The pod's sandbox is recreated: a new container ID, the same pod name
+    // (so the same host veth name), and the old DEL arrives late.
+    let r1 = node.run(&Call::new("ADD", "ls1", Some(&old_ns), "web-0"), &conf);
+    let r2 = node.run(&Call::new("ADD", "ls2", Some(&new_ns), "web-0"), &conf);
+    assert!(r1.ok && r2.ok, "{} {}", r1.stdout, r2.stdout);
+    assert_eq!(
+        r1.json["interfaces"][0]["name"],
+        r2.json["interfaces"][0]["name"]
+    );
+    let del = node.run(&Call::new("DEL", "ls1", Some(&old_ns), "web-0"), &conf);
+    assert!(del.ok, "{}", del.stdout);
+    assert_eq!(node.cali_links().len(), 1, "the new sandbox keeps its veth");
+    assert_eq!(
+        node.host_local_allocations().len(),
+        1,
+        "only ls1's address released"
+    );
+    let check = node.run(
+        &Call::new("CHECK", "ls2", Some(&new_ns), "web-0"),
+        &with_prev(&conf, &r2.json),
+    );
+    assert!(check.ok, "{}", check.stdout);
+    assert!(node
+        .host
+        .exec(&["ping", "-c1", "-W2", &pod_ip(&r2.json)])
+        .is_ok());
+}

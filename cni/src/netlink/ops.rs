@@ -28,6 +28,8 @@ pub struct LinkInfo {
     pub mtu: u32,
     /// IFF_UP set.
     pub up: bool,
+    /// `IFLA_LINK`: for a veth, the peer's ifindex (in the peer's namespace).
+    pub peer_index: Option<u32>,
 }
 
 /// A veth pair to create: the host end here, the peer directly in the pod namespace.
@@ -81,11 +83,13 @@ impl LinkInfo {
             mac: Vec::new(),
             mtu: 0,
             up: m.header.flags.contains(LinkFlags::Up),
+            peer_index: None,
         };
         for a in &m.attributes {
             match a {
                 LinkAttribute::Address(mac) => info.mac.clone_from(mac),
                 LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
+                LinkAttribute::Link(i) => info.peer_index = Some(*i),
                 _ => {}
             }
         }

@@ -3,6 +3,8 @@
 //! runs it (environment + config on stdin) inside the node's namespace.
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +15,11 @@ use tortie_testkit::{unique_prefix, Netns};
 /// The plugin binary under test.
 pub fn tortie_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tortie"))
+}
+
+/// The IPAM plugin binary under test.
+pub fn tortie_ipam_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tortie-ipam"))
 }
 
 /// A CNI_PATH holding our plugins and the reference ones.
@@ -55,6 +62,19 @@ impl<'a> Call<'a> {
             extra_env: &[],
         }
     }
+
+    /// A command about the whole network (STATUS, GC): no container, no
+    /// interface, no CNI_ARGS, as a runtime sends it.
+    pub fn network(command: &'a str) -> Self {
+        Self {
+            command,
+            container_id: "",
+            netns: None,
+            pod: "",
+            ifname: "",
+            extra_env: &[],
+        }
+    }
 }
 
 /// Runs `bin` in namespace `host` (or the current one when None) like a runtime does.
@@ -75,13 +95,15 @@ pub fn run_plugin_raw(bin: &Path, host: Option<&str>, call: &Call<'_>, stdin: &[
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CNI_COMMAND", call.command)
-        .env("CNI_CONTAINERID", call.container_id)
-        .env("CNI_IFNAME", call.ifname)
-        .env("CNI_PATH", cni_path())
-        .env(
-            "CNI_ARGS",
-            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}", call.pod, call.container_id),
-        );
+        .env("CNI_PATH", cni_path());
+    if !call.container_id.is_empty() {
+        cmd.env("CNI_CONTAINERID", call.container_id)
+            .env("CNI_IFNAME", call.ifname)
+            .env(
+                "CNI_ARGS",
+                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}", call.pod, call.container_id),
+            );
+    }
     if let Some(ns) = call.netns {
         cmd.env("CNI_NETNS", ns);
     }
