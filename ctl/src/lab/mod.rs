@@ -4,6 +4,7 @@
 //! CNI plugin binaries as a runtime would; everything shares one datastore.
 //! Needs root. Binaries are taken from tortiectl's own directory.
 
+mod ops;
 mod plan;
 mod sys;
 
@@ -40,6 +41,12 @@ enum LabCommand {
     Ping(OutArgs),
     /// Stop the nodes and delete the lab's namespaces.
     Down(NameArgs),
+    /// Change one pod of a running lab.
+    #[command(subcommand)]
+    Pod(ops::PodCommand),
+    /// Change one node of a running lab.
+    #[command(subcommand)]
+    Node(ops::NodeCommand),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +129,8 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> anyhow::Result<()> {
         LabCommand::Status(a) => status(a),
         LabCommand::Ping(a) => ping(a),
         LabCommand::Down(a) => down(&a.name),
+        LabCommand::Pod(c) => ops::pod(c),
+        LabCommand::Node(c) => ops::node(c),
     }
 }
 
@@ -326,9 +335,16 @@ fn print_status_json(state: &LabState, statuses: &[NodeResult<'_>]) -> anyhow::R
     let pods: Vec<serde_json::Value> = state.plan.pods.iter().map(|p| {
         json!({"name": p.name, "node": p.node, "netns": p.netns, "ip": state.pod_ips.get(&p.name)})
     }).collect();
-    let nodes: Vec<serde_json::Value> = statuses.iter().map(|(n, s)| match s {
-        Ok(s) => json!({"name": n.name, "ip": n.ip, "netns": n.netns, "status": s}),
-        Err(e) => json!({"name": n.name, "ip": n.ip, "netns": n.netns, "status": null, "error": e.to_string()}),
+    let nodes: Vec<serde_json::Value> = statuses.iter().map(|(n, s)| {
+        let mut v = json!({"name": n.name, "ip": n.ip, "netns": n.netns, "control_socket": n.control_socket, "pid": state.pids.get(&n.name)});
+        match s {
+            Ok(s) => v["status"] = json!(s),
+            Err(e) => {
+                v["status"] = serde_json::Value::Null;
+                v["error"] = json!(e.to_string());
+            }
+        }
+        v
     }).collect();
     let v = json!({"name": state.plan.name, "mode": state.plan.mode, "datastore": state.plan.datastore, "nodes": nodes, "pods": pods});
     println!("{}", serde_json::to_string_pretty(&v)?);

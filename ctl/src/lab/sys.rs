@@ -225,14 +225,20 @@ pub fn stop_pid(pid: u32) {
     }
 }
 
-/// Runs the `tortie` CNI plugin for `pod` inside its node's namespace as a
-/// runtime does; returns the pod IP.
-pub fn cni_add(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyhow::Result<String> {
+/// Runs the `tortie` CNI plugin with `command` (`ADD`, `DEL`) for `pod`
+/// inside its node's namespace as a runtime does: CNI_* environment, the
+/// network configuration on stdin. Fails with the plugin's output.
+fn cni_run(
+    bin_dir: &Path,
+    command: &str,
+    pod: &PodPlan,
+    conf: &serde_json::Value,
+) -> anyhow::Result<String> {
     let cid = format!("lab-{}", pod.netns);
     let mut child = Command::new("ip")
         .args(["netns", "exec", &pod.node_netns])
         .arg(bin_dir.join("tortie"))
-        .env("CNI_COMMAND", "ADD")
+        .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", &cid)
         .env("CNI_NETNS", format!("/var/run/netns/{}", pod.netns))
         .env("CNI_IFNAME", "eth0")
@@ -250,15 +256,22 @@ pub fn cni_add(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyho
         stdin.write_all(conf.to_string().as_bytes())?;
     }
     let out = child.wait_with_output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         bail!(
-            "CNI ADD for {} failed: {} {}",
+            "CNI {command} for {} failed: {} {}",
             pod.name,
             stdout.trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    Ok(stdout)
+}
+
+/// Runs the `tortie` CNI plugin for `pod` inside its node's namespace as a
+/// runtime does; returns the pod IP.
+pub fn cni_add(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyhow::Result<String> {
+    let stdout = cni_run(bin_dir, "ADD", pod, conf)?;
     let v: serde_json::Value = serde_json::from_str(&stdout)
         .with_context(|| format!("CNI ADD for {} printed no JSON: {stdout}", pod.name))?;
     let addr = v["ips"][0]["address"].as_str().unwrap_or_default();
@@ -267,6 +280,25 @@ pub fn cni_add(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyho
         bail!("CNI ADD for {} returned no address: {stdout}", pod.name);
     }
     Ok(ip.to_string())
+}
+
+/// Runs CNI DEL for `pod` as a runtime does when the pod is deleted: the
+/// plugin removes its interface, WorkloadEndpoint and addresses.
+pub fn cni_del(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyhow::Result<()> {
+    cni_run(bin_dir, "DEL", pod, conf).map(|_| ())
+}
+
+/// Kills a recorded process with SIGKILL (as a crash would) and waits up
+/// to 5 s until it is gone.
+pub fn kill_pid(pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    let _ = run("kill", &["-KILL", &pid.to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
 }
 
 /// One ping from a namespace; true if it was answered.

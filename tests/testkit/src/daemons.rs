@@ -7,10 +7,14 @@
 //! that one session, short timers so that tests take seconds.
 
 mod bird;
+mod bird_router;
 mod frr;
 mod gobgp;
 
 pub use bird::Bird;
+pub use bird_router::{
+    parse_show_route_all, BirdExport, BirdPeer, BirdRoute, BirdRouter, BirdRouterSpec,
+};
 pub use frr::Frr;
 pub use gobgp::Gobgp;
 

@@ -103,6 +103,29 @@ impl Netns {
         Ok(())
     }
 
+    /// Plugs this namespace into bridge `bridge` of namespace `bridge_ns`
+    /// (one the test may not own, e.g. a lab's router): a veth whose end
+    /// `port` there is a port of the bridge, and whose end `if_name` here
+    /// gets `cidr`; both ends up. Deleting either namespace removes the veth.
+    pub fn plug_into_bridge(
+        &self,
+        if_name: &str,
+        cidr: &str,
+        bridge_ns: &str,
+        bridge: &str,
+        port: &str,
+    ) -> io::Result<()> {
+        self.ip(&[
+            "link", "add", if_name, "type", "veth", "peer", "name", port, "netns", bridge_ns,
+        ])?;
+        let there = |args: &[&str]| run(Command::new("ip").args(["-n", bridge_ns]).args(args));
+        there(&["link", "set", port, "master", bridge])?;
+        there(&["link", "set", port, "up"])?;
+        self.ip(&["addr", "add", cidr, "dev", if_name])?;
+        self.ip(&["link", "set", if_name, "up"])?;
+        Ok(())
+    }
+
     /// PIDs of processes running inside the namespace.
     pub fn pids(&self) -> Vec<u32> {
         Command::new("ip")

@@ -1,0 +1,126 @@
+//! Changes to a running lab, for demos and end-to-end tests: delete one
+//! pod as a runtime does (CNI DEL, then its namespace), or stop one node's
+//! tortie-node (SIGTERM, or SIGKILL as a crash) while its namespace, kernel
+//! routes and pods stay. The lab's state file is updated after each.
+//!
+//! Must not: touch the datastore directly (the CNI plugin and the agents
+//! do that), or stop anything but the recorded PID of the named node.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::plan;
+use super::sys::{self, LabState};
+use super::{bin_dir, require_root, NameArgs};
+
+/// `tortiectl lab pod ...`.
+#[derive(Debug, Subcommand)]
+pub enum PodCommand {
+    /// Delete a pod: CNI DEL in its node's namespace, then its namespace.
+    Delete(PodArgs),
+}
+
+/// One pod of a lab.
+#[derive(Debug, Args)]
+pub struct PodArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Pod name, e.g. `node1-pod2` (see `lab status`).
+    pod: String,
+}
+
+/// `tortiectl lab node ...`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Stop a node's tortie-node; its namespace, routes and pods stay.
+    Stop(NodeStopArgs),
+}
+
+/// How a node's agent is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StopSignal {
+    /// SIGTERM (SIGKILL after 5 s): a clean shutdown.
+    Term,
+    /// SIGKILL at once: a crash.
+    Kill,
+}
+
+/// One node of a lab.
+#[derive(Debug, Args)]
+pub struct NodeStopArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Node name, e.g. `node2`, `rr1` or `router` (see `lab status`).
+    node: String,
+    /// How to stop it.
+    #[arg(long, value_enum, default_value = "term")]
+    signal: StopSignal,
+}
+
+/// Runs `tortiectl lab pod ...`.
+pub fn pod(cmd: &PodCommand) -> anyhow::Result<()> {
+    match cmd {
+        PodCommand::Delete(a) => delete_pod(a),
+    }
+}
+
+/// Runs `tortiectl lab node ...`.
+pub fn node(cmd: &NodeCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodeCommand::Stop(a) => stop_node(a),
+    }
+}
+
+fn delete_pod(a: &PodArgs) -> anyhow::Result<()> {
+    require_root()?;
+    let lab = &a.name.name;
+    let mut state = LabState::load(&plan::state_dir(lab))?;
+    let pod = state
+        .plan
+        .pods
+        .iter()
+        .find(|p| p.name == a.pod)
+        .cloned()
+        .with_context(|| format!("lab {lab:?} has no pod {:?}", a.pod))?;
+    let node = state
+        .plan
+        .nodes
+        .iter()
+        .find(|n| n.name == pod.node)
+        .with_context(|| format!("pod {}: lab {lab:?} has no node {:?}", pod.name, pod.node))?;
+    let conf = plan::cni_conf(&state.plan, node);
+    sys::cni_del(&bin_dir()?, &pod, &conf)?;
+    if sys::lab_namespaces(lab).contains(&pod.netns) {
+        sys::run("ip", &["netns", "del", &pod.netns])?;
+    }
+    state.plan.pods.retain(|p| p.name != pod.name);
+    let ip = state.pod_ips.remove(&pod.name);
+    state.save()?;
+    println!(
+        "pod {} ({}) deleted from node {}",
+        pod.name,
+        ip.as_deref().unwrap_or("no address"),
+        pod.node
+    );
+    Ok(())
+}
+
+fn stop_node(a: &NodeStopArgs) -> anyhow::Result<()> {
+    require_root()?;
+    let lab = &a.name.name;
+    let mut state = LabState::load(&plan::state_dir(lab))?;
+    let pid = state.pids.get(&a.node).copied().with_context(|| {
+        format!(
+            "lab {lab:?} has no running tortie-node for node {:?}",
+            a.node
+        )
+    })?;
+    match a.signal {
+        StopSignal::Term => sys::stop_pid(pid),
+        StopSignal::Kill => sys::kill_pid(pid),
+    }
+    state.pids.remove(&a.node);
+    state.save()?;
+    println!("tortie-node of node {} (pid {pid}) stopped", a.node);
+    Ok(())
+}
