@@ -210,6 +210,11 @@ fn pass(ipam: &Ipam<DatastoreIpamStore>, cfg: &SyncConfig) -> Result<Snapshot, S
     Ok(snap)
 }
 
+/// A burst of datastore changes ends after this long without another one.
+const COALESCE_GAP: Duration = Duration::from_millis(10);
+/// The longest a change waits for the rest of its burst.
+const COALESCE_MAX: Duration = Duration::from_millis(50);
+
 /// Waits until the store changes (or `resync` passes).
 fn wait_for_change(
     ipam: &Ipam<DatastoreIpamStore>,
@@ -229,9 +234,19 @@ fn wait_for_change(
     };
     let got = b.block_on(async {
         let first = tokio::time::timeout(resync, w.next()).await;
-        // Coalesce a burst of changes into one re-read.
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(50), w.next()).await
-        {
+        // Coalesce a burst of changes into one re-read: wait for a quiet
+        // gap, but never longer than COALESCE_MAX after the first change
+        // (back-to-back pod ADDs would otherwise hold every route back).
+        let cap = tokio::time::Instant::now() + COALESCE_MAX;
+        loop {
+            let left = cap.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left.min(COALESCE_GAP), w.next()).await {
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
         }
         first
     });
