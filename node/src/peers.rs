@@ -63,22 +63,28 @@ fn with_restart_time(mut p: PeerConfig, max: Option<GoDuration>) -> PeerConfig {
     p
 }
 
-/// The type of a session between two tortie nodes given their RR roles.
-///
-/// The speaker puts `global` and `node specific` peers under their own
-/// import filter (accept all, as Calico does for external BGPPeers) and
-/// every other type under the cluster import rules (only pool and service
-/// prefixes, never one inside our own blocks). A session with another
-/// tortie node is therefore never typed `global` / `node specific`, even
-/// when a BGPPeer (peerSelector, or a peerIP that is a Node's address)
-/// calls for it: else that node could announce any prefix (a hijack) and
-/// we would install it. Without RR roles it is typed as a mesh session.
-fn node_peer_type(local: &Node, remote: &Node) -> PeerType {
+/// The type of a session between two tortie nodes given their RR roles;
+/// without RR roles, `default` (the mesh's or the BGPPeer's type, as
+/// Calico shows it).
+fn node_peer_type(local: &Node, remote: &Node, default: PeerType) -> PeerType {
     match (rr_cluster(local), rr_cluster(remote)) {
         (Some(_), None) => PeerType::RouteReflectorClient,
         (_, Some(_)) => PeerType::RouteReflector,
-        (None, None) => PeerType::Mesh,
+        (None, None) => default,
     }
+}
+
+/// A session with another tortie node, whatever its type: the speaker puts
+/// it under the cluster import rules (only pool and service prefixes,
+/// nothing inside our own blocks but the addresses lent out of them), not
+/// under the external filter that `global` / `node specific` BGPPeers get
+/// (accept all, as Calico). Else a node (a BGPPeer with a peerSelector, or
+/// a peerIP that is a Node's address) could announce any prefix (a
+/// hijack) and we would install it.
+fn node_base(me: &LocalIdentity, address: IpAddr, asn: u32, t: PeerType) -> PeerConfig {
+    let mut p = base(me, address, asn, t);
+    p.cluster_node = true;
+    p
 }
 
 /// The Node (other than us) whose address is `ip`.
@@ -101,7 +107,8 @@ fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerM
             .bgp_config
             .as_ref()
             .and_then(|c| c.node_mesh_max_restart_time);
-        let mut p = with_restart_time(base(me, addr, snap.node_asn(n), PeerType::Mesh), mesh_max);
+        let p = node_base(me, addr, snap.node_asn(n), PeerType::Mesh);
+        let mut p = with_restart_time(p, mesh_max);
         p.establishment = Establishment::Mesh;
         out.insert(addr, p);
     }
@@ -122,9 +129,11 @@ fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Pe
                 continue;
             }
             let Some(addr) = node_addr(n) else { continue };
-            let t = node_peer_type(local, n);
+            // Calico configures the reverse session per node.
+            let t = node_peer_type(local, n, PeerType::NodeSpecific);
             out.entry(addr).or_insert_with(|| {
-                with_restart_time(base(me, addr, snap.node_asn(n), t), spec.max_restart_time)
+                let p = node_base(me, addr, snap.node_asn(n), t);
+                with_restart_time(p, spec.max_restart_time)
             });
         }
     }
@@ -146,8 +155,11 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
         if let Some(pip) = &spec.peer_ip {
             let asn = spec.as_number.map_or_else(|| snap.default_asn(), |a| a.0);
             // External only when no Node has this address.
-            let t = node_at(snap, me, pip.ip).map_or(kind, |n| node_peer_type(local, n));
-            let mut p = with_restart_time(base(me, pip.ip, asn, t), spec.max_restart_time);
+            let p = match node_at(snap, me, pip.ip) {
+                Some(n) => node_base(me, pip.ip, asn, node_peer_type(local, n, kind)),
+                None => base(me, pip.ip, asn, kind),
+            };
+            let mut p = with_restart_time(p, spec.max_restart_time);
             p.port = pip.port.unwrap_or(179);
             p.ttl_security = spec.ttl_security.filter(|t| *t > 0);
             out.insert(pip.ip, p);
@@ -158,8 +170,8 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
                     continue;
                 }
                 let Some(addr) = node_addr(n) else { continue };
-                let t = node_peer_type(local, n);
-                let p = base(me, addr, snap.node_asn(n), t);
+                let t = node_peer_type(local, n, kind);
+                let p = node_base(me, addr, snap.node_asn(n), t);
                 out.insert(addr, with_restart_time(p, spec.max_restart_time));
             }
         }
@@ -265,6 +277,7 @@ mod tests {
         assert_eq!(addrs, ["10.0.1.12", "10.0.2.13"]);
         assert!(p.values().all(|c| c.peer_type == PeerType::Mesh));
         assert!(p.values().all(|c| c.establishment == Establishment::Mesh));
+        assert!(p.values().all(|c| c.cluster_node));
     }
 
     #[test]
@@ -284,6 +297,7 @@ mod tests {
         assert_eq!(p.len(), 1);
         let g = &p[&"192.0.2.1".parse::<IpAddr>().unwrap()];
         assert_eq!((g.asn, g.peer_type), (65001, PeerType::Global));
+        assert!(!g.cluster_node);
     }
 
     #[test]
@@ -306,6 +320,7 @@ mod tests {
         let p = desired_peers(&s, &me("n1", "10.0.1.11"));
         let rr = &p[&"10.0.2.13".parse::<IpAddr>().unwrap()];
         assert_eq!(rr.peer_type, PeerType::RouteReflector);
+        assert!(rr.cluster_node);
         assert_eq!(
             p[&"10.0.1.12".parse::<IpAddr>().unwrap()].peer_type,
             PeerType::Mesh
@@ -358,13 +373,20 @@ mod tests {
             peer("  node: n1\n  peerIP: 192.0.2.1\n  asNumber: 65001\n"),
         ];
         let p = desired_peers(&s, &me("n1", "10.0.1.11"));
-        let t = |a: &str| p[&a.parse::<IpAddr>().unwrap()].peer_type;
-        assert_eq!(t("10.0.2.13"), PeerType::Mesh);
-        assert_eq!(t("10.0.1.12"), PeerType::Mesh);
-        assert_eq!(t("192.0.2.1"), PeerType::NodeSpecific);
-        // The selected node peers back with us under the cluster rules too.
+        let c = |a: &str| {
+            let c = &p[&a.parse::<IpAddr>().unwrap()];
+            (c.peer_type, c.cluster_node)
+        };
+        // Shown with Calico's types, imported under the cluster rules.
+        assert_eq!(c("10.0.2.13"), (PeerType::Global, true));
+        assert_eq!(c("10.0.1.12"), (PeerType::NodeSpecific, true));
+        assert_eq!(c("192.0.2.1"), (PeerType::NodeSpecific, false));
+        // The selected node peers back with us under the cluster rules too,
+        // per node as Calico configures the reverse sessions.
         let back = desired_peers(&s, &me("n3", "10.0.2.13"));
-        assert!(back.values().all(|c| c.peer_type == PeerType::Mesh));
+        assert!(back
+            .values()
+            .all(|c| c.peer_type == PeerType::NodeSpecific && c.cluster_node));
         assert_eq!(back.len(), 2);
     }
 

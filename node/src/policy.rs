@@ -6,18 +6,21 @@
 //! resolved through `spec.communities`. Also what this node originates:
 //! its blocks, the addresses it borrowed from other nodes' blocks (as /32
 //! or /128, as Calico), and the service CIDRs — each only when the policy
-//! exports it. Pure: the agent hands the result to the speaker
+//! exports it. The reverse of borrowing goes into the import rules: the
+//! addresses of our blocks that IPAM allocated to other nodes (`lent`),
+//! whose host routes those nodes announce and we must install. Pure: the agent hands the result to the speaker
 //! (`SpeakerOptions::policy`, `SpeakerHandle::set_policy`) and logs the
 //! problems returned.
 //!
 //! Must not: decide per-peer import scope (the speaker does, from the
-//! peer's type) or read the datastore.
+//! peer's type and `PeerConfig::cluster_node`) or read the datastore.
 
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 use tortie_bgp_rib::{PolicyConfig, PoolConfig, PrefixAdvertisement};
 use tortie_bgp_wire::{Community, LargeCommunity, Prefix};
+use tortie_model::ipam::AllocationBlock;
 use tortie_model::BgpConfigurationSpec;
 
 use crate::snapshot::Snapshot;
@@ -126,6 +129,7 @@ pub fn build(snap: &Snapshot, me: &str) -> BuiltPolicy {
         pools,
         service_cidrs: service_cidrs(snap).iter().filter_map(prefix).collect(),
         local_blocks: snap.blocks_of(me).iter().filter_map(prefix).collect(),
+        lent: lent(snap, me).iter().filter_map(prefix).collect(),
         prefix_advertisements: snap
             .bgp_config
             .as_ref()
@@ -135,23 +139,48 @@ pub fn build(snap: &Snapshot, me: &str) -> BuiltPolicy {
     BuiltPolicy { policy, problems }
 }
 
+/// The allocated addresses of `block` whose `node` attribute satisfies
+/// `holder`, as host routes.
+fn held_in(block: &AllocationBlock, holder: impl Fn(&str) -> bool) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for (ordinal, slot) in block.allocations.iter().enumerate() {
+        let Some(idx) = slot else { continue };
+        let held = block
+            .attributes
+            .get(*idx)
+            .and_then(|a| a.secondary.get("node"))
+            .is_some_and(|n| holder(n));
+        if let (true, Some(ip)) = (held, block.ordinal_to_ip(ordinal)) {
+            out.push(IpNet::from(ip));
+        }
+    }
+    out
+}
+
 /// Addresses this node holds in blocks affine to another node (or to no
 /// node): Calico advertises each as a host route (/32, /128).
 pub fn borrowed(snap: &Snapshot, me: &str) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    for b in snap.blocks.iter().filter(|b| b.host() != Some(me)) {
-        for (ordinal, slot) in b.allocations.iter().enumerate() {
-            let Some(idx) = slot else { continue };
-            let mine = b
-                .attributes
-                .get(*idx)
-                .and_then(|a| a.secondary.get("node"))
-                .is_some_and(|n| n == me);
-            if let (true, Some(ip)) = (mine, b.ordinal_to_ip(ordinal)) {
-                out.push(IpNet::from(ip));
-            }
-        }
-    }
+    let mut out: Vec<IpNet> = snap
+        .blocks
+        .iter()
+        .filter(|b| b.host() != Some(me))
+        .flat_map(|b| held_in(b, |n| n == me))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Addresses of blocks affine to this node that IPAM allocated to another
+/// node (borrowed from us), as host routes: that node announces each, and
+/// we accept exactly these inside our blocks. An allocation without a
+/// `node` attribute is not lent.
+pub fn lent(snap: &Snapshot, me: &str) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = snap
+        .blocks
+        .iter()
+        .filter(|b| b.host() == Some(me))
+        .flat_map(|b| held_in(b, |n| n != me))
+        .collect();
     out.sort();
     out
 }
@@ -171,7 +200,7 @@ pub fn originations(snap: &Snapshot, me: &str, policy: &PolicyConfig) -> BTreeSe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tortie_model::ipam::{AllocationAttribute, AllocationBlock};
+    use tortie_model::ipam::AllocationAttribute;
     use tortie_model::IpPool;
 
     fn p(s: &str) -> Prefix {
@@ -212,7 +241,7 @@ mod tests {
                 ("n2".into(), "10.244.2.0/26".parse().unwrap()),
             ],
             blocks: vec![
-                block("10.244.1.0/26", "n1", &[(1, "n1")]),
+                block("10.244.1.0/26", "n1", &[(1, "n1"), (9, "n2")]),
                 block("10.244.2.0/26", "n2", &[(1, "n2"), (5, "n1")]),
                 block("10.99.1.0/26", "n2", &[(3, "n1")]),
             ],
@@ -281,7 +310,42 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(b, ["10.99.1.3/32", "10.244.2.5/32"]);
-        assert!(borrowed(&snap(), "n2").is_empty());
+        let b2: Vec<String> = borrowed(&snap(), "n2")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(b2, ["10.244.1.9/32"]);
+    }
+
+    #[test]
+    fn addresses_other_nodes_hold_in_our_blocks_are_lent() {
+        let s = snap();
+        let l: Vec<String> = lent(&s, "n1").iter().map(ToString::to_string).collect();
+        assert_eq!(l, ["10.244.1.9/32"]);
+        // n2 lent 10.244.2.5 and 10.99.1.3 to n1.
+        let l: Vec<String> = lent(&s, "n2").iter().map(ToString::to_string).collect();
+        assert_eq!(l, ["10.99.1.3/32", "10.244.2.5/32"]);
+        // Lending and borrowing mirror each other.
+        assert_eq!(lent(&s, "n2"), borrowed(&s, "n1"));
+        assert_eq!(lent(&s, "n1"), borrowed(&s, "n2"));
+    }
+
+    #[test]
+    fn the_lent_host_routes_and_nothing_else_come_in_from_inside_our_blocks() {
+        let s = snap();
+        let pol = build(&s, "n1").policy;
+        assert_eq!(pol.lent, vec![p("10.244.1.9/32")]);
+        // n2 announces the address it borrowed from our block: we install it.
+        assert!(pol.acceptable_from_node(&p("10.244.1.9/32")));
+        // Another address of our block (ours, or free) is refused.
+        assert!(!pol.acceptable_from_node(&p("10.244.1.1/32")));
+        assert!(!pol.acceptable_from_node(&p("10.244.1.10/32")));
+        // We do not pass it on (calico_aggr) nor originate it.
+        assert!(!pol.exportable(&p("10.244.1.9/32")));
+        assert!(!originations(&s, "n1", &pol).contains(&p("10.244.1.9/32")));
+        // n2 originates it (a borrowed address outside its own blocks).
+        let pol2 = build(&s, "n2").policy;
+        assert!(originations(&s, "n2", &pol2).contains(&p("10.244.1.9/32")));
     }
 
     #[test]

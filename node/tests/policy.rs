@@ -5,22 +5,28 @@
 //!   form the node-to-node mesh;
 //! - `evil` is a GoBGP registered as a Node (so `na` peers with it as a
 //!   mesh peer) that announces 8.8.8.0/24 (outside every pool), a /28
-//!   inside `na`'s own block (a hijack of its pods) and, as the control
-//!   that the session works, a /26 inside the pool;
+//!   inside `na`'s own block (a hijack of its pods), a /32 inside that
+//!   block that IPAM did not give it (a hijack too) and, as the control
+//!   that the session works, a /26 inside the pool; it also announces a
+//!   /32 of `na`'s block that IPAM allocated to it (Calico's borrowing),
+//!   which `na` must install and not pass on;
 //! - `tor` is a BIRD 2 that `na` peers with through a node-specific
 //!   BGPPeer (an external eBGP peer).
 //!
-//! `na` must install `nb`'s block and the control prefix but neither hijack
-//! (in its Loc-RIB and in the kernel); BIRD must get the blocks of the
-//! exported pool and not those of the `disableBGPExport` pool; turning that
+//! `na` must install `nb`'s block, the control prefix and the borrowed /32
+//! but no hijack (in its Loc-RIB and in the kernel); BIRD must get the
+//! blocks of the exported pool and not those of the `disableBGPExport`
+//! pool nor the borrowed /32 (Calico's `calico_aggr`); turning that
 //! flag off and adding a pool at run time take effect without resetting
-//! any session.
+//! any session. Last, a BGPPeer toward `evil` makes that session `node
+//! specific` (Calico's type for display) and it must stay under the
+//! cluster import rules.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tortie_datastore::{typed, BlockingStore, OpenOptions};
-use tortie_ipam_core::{AssignRequest, DatastoreIpamStore, Ipam};
+use tortie_ipam_core::{AssignRequest, DatastoreIpamStore, Ipam, Owner};
 use tortie_node::api::{query, NodeStatus, Request, Response};
 use tortie_testkit::daemons::{BgpDaemon, BgpDaemonSpec, Bird, Gobgp};
 use tortie_testkit::{unique_prefix, wait_until, ChildGuard, Netns};
@@ -116,6 +122,33 @@ fn block_for(ipam: &Ipam<DatastoreIpamStore>, node: &str, pool_cidr: &str) -> ip
     net
 }
 
+/// The address at `ordinal` of the IPv4 `block`.
+fn host(block: ipnet::IpNet, ordinal: u32) -> String {
+    let std::net::IpAddr::V4(base) = block.network() else {
+        panic!("{block}: not IPv4")
+    };
+    let ip = std::net::Ipv4Addr::from(u32::from(base) + ordinal);
+    assert!(block.contains(&std::net::IpAddr::V4(ip)));
+    ip.to_string()
+}
+
+/// Allocates `ip` in IPAM to `node` (its `node` attribute), as a node
+/// borrowing from another node's block holds it.
+fn lend(ipam: &Ipam<DatastoreIpamStore>, ip: &str, node: &str) {
+    let owner = Owner {
+        handle_id: format!("h-{node}-borrowed"),
+        attrs: [("node".to_string(), node.to_string())].into(),
+    };
+    let pools = ipam.store().pool_views(node).unwrap();
+    ipam.assign_ip(ip.parse().unwrap(), &owner, node, &pools)
+        .unwrap();
+}
+
+/// True when the kernel routes `routes` have one for host `ip`.
+fn has_host_route(routes: &str, ip: &str) -> bool {
+    routes.lines().any(|l| l.starts_with(&format!("{ip} ")))
+}
+
 fn spec(me: u8, asn: u32, port: u16, peer_port: u16, originate: &[&str]) -> BgpDaemonSpec {
     let addr = std::net::Ipv4Addr::new(10, 78, 0, me);
     BgpDaemonSpec {
@@ -206,6 +239,11 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
         BlockingStore::open(&db, &OpenOptions::default()).unwrap(),
     ));
     let a_block = block_for(&ipam, "na", "10.240.0.0/16");
+    // Before evil starts, so that na's import rules already know of it;
+    // the next address of the block stays free.
+    let (lent_ip, stray_ip) = (host(a_block, 40), host(a_block, 41));
+    lend(&ipam, &lent_ip, "evil");
+    let (lent, stray) = (format!("{lent_ip}/32"), format!("{stray_ip}/32"));
     let b_block = block_for(&ipam, "nb", "10.240.0.0/16");
     let a_quiet = block_for(&ipam, "na", "10.241.0.0/16");
     let hijack_inner = format!("{}/28", a_block.network());
@@ -218,7 +256,7 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
             64512,
             PORT,
             PORT,
-            &["8.8.8.0/24", &hijack_inner, control],
+            &["8.8.8.0/24", &hijack_inner, control, &lent, &stray],
         ),
     )
     .unwrap();
@@ -230,7 +268,7 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
     };
     let routes = || kernel_bgp_routes(&a);
     let r = wait_until(
-        "na installs nb's block and the control prefix",
+        "na installs nb's block, the control prefix and the borrowed /32",
         Duration::from_secs(60),
         Duration::from_millis(200),
         || {
@@ -238,8 +276,10 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
             let k = routes();
             has(&rows, &b_block.to_string(), "10.78.0.2")
                 && has(&rows, control, "10.78.0.3")
+                && has(&rows, &lent, "10.78.0.3")
                 && k.contains(&b_block.to_string())
                 && k.contains(control)
+                && has_host_route(&k, &lent_ip)
         },
     );
     assert!(
@@ -250,7 +290,7 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
         evil.log()
     );
     // The control prefix came in the same session as the hijacks, and evil
-    // sent all three: they were refused, not missing.
+    // sent all five: they were refused, not missing.
     let st = status(&sa).unwrap();
     let evil_peer = st
         .peers
@@ -259,16 +299,20 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
         .unwrap();
     assert_eq!(evil_peer.peer_type, "node-to-node mesh");
     assert_eq!(evil_peer.state, "Established");
-    assert!(evil_peer.prefixes_received >= 3, "{evil_peer:?}");
+    assert!(evil_peer.prefixes_received >= 5, "{evil_peer:?}");
     let rows = rib(&sa);
     let k = routes();
-    for bad in ["8.8.8.0/24", hijack_inner.as_str()] {
+    for bad in ["8.8.8.0/24", hijack_inner.as_str(), stray.as_str()] {
         assert!(
             !rows.iter().any(|(p, _)| p == bad),
             "{bad} in na's RIB: {rows:?}"
         );
         assert!(!k.contains(bad), "{bad} in na's kernel: {k}");
     }
+    assert!(
+        !has_host_route(&k, &stray_ip),
+        "{stray} in na's kernel: {k}"
+    );
     // nb never hears of them either.
     let rows_b = rib(&sb);
     assert!(!rows_b
@@ -299,6 +343,9 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
         "quiet block exported: {got:?}"
     );
     assert!(!got.iter().any(|p| p == "8.8.8.0/24"), "{got:?}");
+    // calico_aggr: nothing more specific than na's block leaves na, the
+    // /32 it accepted from the borrower included.
+    assert!(!got.contains(&lent), "borrowed /32 re-exported: {got:?}");
     let rows_b = rib(&sb);
     assert!(
         !rows_b.iter().any(|(p, _)| *p == a_quiet.to_string()),
@@ -339,6 +386,43 @@ fn nodes_refuse_hijacks_and_external_peers_get_only_exported_pools() {
     assert_eq!(sinces(&sb), before_b, "a session of nb was reset");
     assert_eq!(flaps(&a), flaps_a, "a session of na flapped");
     assert_eq!(flaps(&b), flaps_b, "a session of nb flapped");
+
+    // A BGPPeer that reaches a Node: shown as Calico shows it (`node
+    // specific`), still under the cluster import rules (an external peer's
+    // filter would accept the hijacks). The session restarts once.
+    apply(
+        &store,
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: to-evil\nspec:\n  node: na\n  peerIP: 10.78.0.3:17979\n  asNumber: 64512\n",
+    );
+    let evil_report = || {
+        status(&sa).and_then(|s| {
+            s.peers
+                .into_iter()
+                .find(|p| p.address.to_string() == "10.78.0.3")
+        })
+    };
+    let r = wait_until(
+        "na's session with evil is node specific, up again, all prefixes in",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            let rows = rib(&sa);
+            evil_report().is_some_and(|p| {
+                p.peer_type == "node specific"
+                    && p.state == "Established"
+                    && p.prefixes_received >= 5
+            }) && has(&rows, control, "10.78.0.3")
+                && has(&rows, &lent, "10.78.0.3")
+        },
+    );
+    assert!(r.is_ok(), "{r:?}: {:?}, rib {:?}", evil_report(), rib(&sa));
+    let rows = rib(&sa);
+    for bad in ["8.8.8.0/24", hijack_inner.as_str(), stray.as_str()] {
+        assert!(
+            !rows.iter().any(|(p, _)| p == bad),
+            "{bad} in na's RIB from a node-specific node peer: {rows:?}"
+        );
+    }
     drop(evil);
     drop(tor);
 }

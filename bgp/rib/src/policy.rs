@@ -1,6 +1,15 @@
 //! Calico's route filters as plain functions: the export filter of confd's
 //! BIRD templates (`calico_export_to_bgp_peers`, `calico_aggr`,
 //! `reject_disabled_pools`, `apply_communities`) and the import rules.
+//!
+//! IPAM borrowing: a node that takes an address from a block affine to
+//! another node (that block is full, or it has none) announces it as a host
+//! route (/32, /128). The block's owner must install that route, more
+//! specific than its own block, or it would black-hole the traffic; so the
+//! import rules accept exactly the host routes lent out of our blocks
+//! ([`PolicyConfig::lent`]) and nothing else inside them. Export keeps
+//! Calico's `calico_aggr`: nothing more specific than our own block leaves
+//! us, a lent address included (its holder announces it).
 
 use serde::{Deserialize, Serialize};
 use tortie_bgp_wire::{Community, LargeCommunity, Prefix};
@@ -36,6 +45,10 @@ pub struct PolicyConfig {
     /// This node's confirmed affine blocks: exported as a whole, nothing
     /// more specific inside them is (`calico_aggr`).
     pub local_blocks: Vec<Prefix>,
+    /// Host routes (/32, /128) inside our local blocks whose addresses IPAM
+    /// allocated to another node (borrowed from us): the only prefixes
+    /// inside our blocks another node may announce to us.
+    pub lent: Vec<Prefix>,
     /// Communities per CIDR.
     pub prefix_advertisements: Vec<PrefixAdvertisement>,
 }
@@ -73,11 +86,13 @@ impl PolicyConfig {
     }
 
     /// Import from another tortie node: only prefixes inside a pool or a
-    /// service CIDR (blocks and borrowed /32s are inside pools); never one
-    /// of our own blocks or anything inside them, which only we originate.
+    /// service CIDR (blocks and borrowed /32s are inside pools); inside one
+    /// of our own blocks only the host routes we lent ([`Self::lent`]),
+    /// never the block itself or any other part of it, which only we
+    /// originate.
     pub fn acceptable_from_node(&self, prefix: &Prefix) -> bool {
         if self.local_blocks.iter().any(|b| contains(b, prefix)) {
-            return false;
+            return self.lent.contains(prefix);
         }
         self.pools.iter().any(|p| contains(&p.cidr, prefix))
             || self.service_cidrs.iter().any(|c| contains(c, prefix))
@@ -175,6 +190,7 @@ mod tests {
             ],
             service_cidrs: vec![p("10.96.0.0/12")],
             local_blocks: vec![p("10.244.1.0/26")],
+            lent: vec![p("10.244.1.7/32")],
             prefix_advertisements: vec![],
         }
     }
@@ -204,6 +220,32 @@ mod tests {
         assert!(!pol.acceptable_from_node(&p("8.8.8.0/24")));
         assert!(!pol.acceptable_from_node(&p("10.244.1.0/26")));
         assert!(!pol.acceptable_from_node(&p("10.244.1.9/32")));
+    }
+
+    #[test]
+    fn only_the_host_routes_we_lent_come_in_from_inside_our_blocks() {
+        let mut pol = policy();
+        // 10.244.1.7 is held by another node: its /32 is accepted.
+        assert!(pol.acceptable_from_node(&p("10.244.1.7/32")));
+        // Not a neighbour of it, nor anything wider that covers it.
+        assert!(!pol.acceptable_from_node(&p("10.244.1.6/32")));
+        assert!(!pol.acceptable_from_node(&p("10.244.1.0/29")));
+        assert!(!pol.acceptable_from_node(&p("10.244.1.0/26")));
+        // Calico's calico_aggr: we never pass it on ourselves.
+        assert!(!pol.exportable(&p("10.244.1.7/32")));
+        // Once released (no longer lent) it is refused again.
+        pol.lent.clear();
+        assert!(!pol.acceptable_from_node(&p("10.244.1.7/32")));
+    }
+
+    #[test]
+    fn a_lent_entry_outside_our_blocks_changes_nothing() {
+        let mut pol = policy();
+        // Not inside a local block: the pool rule decides, as for any
+        // other node's prefix; outside every pool it stays refused.
+        pol.lent = vec![p("10.244.9.1/32"), p("8.8.8.8/32")];
+        assert!(pol.acceptable_from_node(&p("10.244.9.1/32")));
+        assert!(!pol.acceptable_from_node(&p("8.8.8.8/32")));
     }
 
     #[test]

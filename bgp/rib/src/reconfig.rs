@@ -30,7 +30,10 @@ impl Rib {
         let before = self.exports_per_group(&groups, &prefixes);
         let import_changed = self.cfg.policy.pools != policy.pools
             || self.cfg.policy.service_cidrs != policy.service_cidrs
-            || self.cfg.policy.local_blocks != policy.local_blocks;
+            || self.cfg.policy.local_blocks != policy.local_blocks
+            // A newly lent address: its holder's /32 may have been refused
+            // (and not kept) before our snapshot knew it was lent.
+            || policy.lent.iter().any(|p| !self.cfg.policy.lent.contains(p));
         self.cfg.policy = policy;
         self.generation += 1;
         let mut changes = Changes::default();

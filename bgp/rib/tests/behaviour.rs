@@ -362,3 +362,36 @@ fn a_returning_peer_is_not_sent_its_own_stale_routes_but_others_are() {
     assert_eq!(sent(&other), 1);
     assert!(back.updates[0].end_of_rib && other.updates[0].end_of_rib);
 }
+
+#[test]
+fn a_newly_lent_address_asks_cluster_nodes_for_a_refresh_and_is_then_accepted() {
+    let mut r = rib();
+    let mut policy = tortie_bgp_rib::PolicyConfig {
+        pools: vec![PoolConfig {
+            cidr: pfx("10.244.0.0/16"),
+            disable_bgp_export: false,
+        }],
+        local_blocks: vec![pfx("10.244.1.0/26")],
+        ..Default::default()
+    };
+    r.set_policy(policy.clone());
+    r.peer_up(mesh_peer("10.0.0.2"), T0).unwrap();
+    // The holder's /32 arrives before our snapshot says it is lent: refused.
+    let borrowed = announce("10.0.0.2", 100, &["10.244.1.9/32"]);
+    r.update(ip("10.0.0.2"), &borrowed, T0).unwrap();
+    assert_eq!(r.prefix_count(), 0);
+    // Same rules again: nothing to ask for.
+    let out = r.set_policy(policy.clone());
+    assert!(!out
+        .events
+        .iter()
+        .any(|e| matches!(e, RibEvent::RouteRefreshNeeded { .. })));
+    policy.lent.push(pfx("10.244.1.9/32"));
+    let out = r.set_policy(policy);
+    assert!(out.events.contains(&RibEvent::RouteRefreshNeeded {
+        peer: ip("10.0.0.2")
+    }));
+    // The refresh brings it again, and now it is kept.
+    r.update(ip("10.0.0.2"), &borrowed, T0).unwrap();
+    assert_eq!(r.prefix_count(), 1);
+}

@@ -54,6 +54,8 @@ struct PolicySpec {
     #[serde(default)]
     local_blocks: Vec<String>,
     #[serde(default)]
+    lent: Vec<String>,
+    #[serde(default)]
     prefix_advertisements: Vec<(String, Vec<String>)>,
 }
 
@@ -211,6 +213,7 @@ fn policy(spec: &PolicySpec) -> PolicyConfig {
             .collect(),
         service_cidrs: spec.service_cidrs.iter().map(|c| prefix(c)).collect(),
         local_blocks: spec.local_blocks.iter().map(|c| prefix(c)).collect(),
+        lent: spec.lent.iter().map(|c| prefix(c)).collect(),
         prefix_advertisements: spec
             .prefix_advertisements
             .iter()

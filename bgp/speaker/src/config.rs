@@ -133,6 +133,13 @@ pub struct PeerConfig {
     /// Shown in status.
     #[serde(default, rename = "type")]
     pub peer_type: PeerType,
+    /// The peer is another node of our cluster: its routes go through the
+    /// cluster import rules (`PolicyConfig::acceptable_from_node`) instead
+    /// of an external peer's filter. Mesh and route reflector types always
+    /// are; a `global` / `node specific` peer (a BGPPeer) is when it
+    /// reaches a Node.
+    #[serde(default)]
+    pub cluster_node: bool,
     /// Who connects.
     #[serde(default)]
     pub establishment: Establishment,
@@ -314,6 +321,7 @@ impl PeerConfig {
             asn,
             port: 179,
             peer_type: PeerType::Global,
+            cluster_node: false,
             establishment: Establishment::Active,
             local_address: None,
             multihop_ttl: None,

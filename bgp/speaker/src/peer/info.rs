@@ -58,14 +58,25 @@ pub(crate) fn peer_info(
     info.max_restart_time = cfg
         .max_restart_time
         .map(|s| Duration::from_secs(u64::from(s)));
-    // Other tortie nodes go through the cluster import rules, BGPPeers
-    // through their own filter (accept all by default, as Calico).
-    info.import = match cfg.peer_type {
-        PeerType::Global | PeerType::NodeSpecific => ImportScope::External(Default::default()),
-        _ => ImportScope::ClusterNode,
-    };
+    info.import = import_scope(cfg);
     info.encode_class = u32::from(neg.four_octet_as) | (u32::from(neg.extended_message) << 1);
     info
+}
+
+/// Other nodes of the cluster (mesh and route reflector sessions, and
+/// BGPPeers flagged [`PeerConfig::cluster_node`]) go through the cluster
+/// import rules; external BGPPeers through their own filter (accept all
+/// by default, as Calico).
+fn import_scope(cfg: &PeerConfig) -> ImportScope {
+    let node_type = matches!(
+        cfg.peer_type,
+        PeerType::Mesh | PeerType::RouteReflector | PeerType::RouteReflectorClient
+    );
+    if cfg.cluster_node || node_type {
+        ImportScope::ClusterNode
+    } else {
+        ImportScope::External(Default::default())
+    }
 }
 
 /// RFC 4724 §4.2: the routes of a peer whose connection was lost (or whose
@@ -86,6 +97,27 @@ pub(crate) fn down_kind(reason: &DownReason) -> DownKind {
 mod tests {
     use super::*;
     use tortie_bgp_session::Notification;
+
+    #[test]
+    fn bgppeers_reaching_nodes_get_the_cluster_rules_whatever_their_type() {
+        let mut cfg = PeerConfig::new("10.0.0.2".parse().unwrap(), 64512);
+        for t in [PeerType::Global, PeerType::NodeSpecific] {
+            cfg.peer_type = t;
+            cfg.cluster_node = false;
+            assert!(matches!(import_scope(&cfg), ImportScope::External(_)));
+            cfg.cluster_node = true;
+            assert_eq!(import_scope(&cfg), ImportScope::ClusterNode);
+        }
+        cfg.cluster_node = false;
+        for t in [
+            PeerType::Mesh,
+            PeerType::RouteReflector,
+            PeerType::RouteReflectorClient,
+        ] {
+            cfg.peer_type = t;
+            assert_eq!(import_scope(&cfg), ImportScope::ClusterNode);
+        }
+    }
 
     #[test]
     fn a_lost_connection_or_hold_timer_expiry_keeps_routes_and_a_notification_does_not() {
