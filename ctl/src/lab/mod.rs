@@ -6,6 +6,7 @@
 
 mod ops;
 mod plan;
+mod relay;
 mod sys;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,9 @@ enum LabCommand {
     /// Change one node of a running lab.
     #[command(subcommand)]
     Node(ops::NodeCommand),
+    /// Relay etcd connections from the router namespace to the host (started by `up`).
+    #[command(hide = true)]
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +128,7 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> anyhow::Result<()> {
     match &args.command {
         LabCommand::Up(a) => {
             let ds = (ctx.datastore != DEFAULT_DATASTORE).then_some(ctx.datastore.as_str());
+            check_datastore(ctx, ds)?;
             up(a, ds)
         }
         LabCommand::Status(a) => status(a),
@@ -131,7 +136,26 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> anyhow::Result<()> {
         LabCommand::Down(a) => down(&a.name),
         LabCommand::Pod(c) => ops::pod(c),
         LabCommand::Node(c) => ops::node(c),
+        LabCommand::Relay(a) => relay::relay(a),
     }
+}
+
+/// The lab reaches an etcd through a plain TCP relay on the router's
+/// address, which a server certificate would have to name, and passes no
+/// TLS files to the agents and the CNI plugin: etcd over TLS is refused.
+fn check_datastore(ctx: &Context, datastore: Option<&str>) -> anyhow::Result<()> {
+    let etcd = datastore.is_some_and(|d| d.starts_with("etcd://"));
+    if etcd && ctx.options.etcd.tls.enabled() {
+        return Err(UsageError(format!(
+            "lab up: etcd over TLS (--etcd-ca/--etcd-cert/--etcd-key) is not supported: \
+             the nodes reach the host's etcd through a relay at {}, which the server \
+             certificate does not name, and the lab gives the agents and the CNI plugin \
+             no TLS files; use a plain etcd:// datastore for the lab",
+            plan::ROUTER_IP
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn require_root() -> anyhow::Result<()> {
@@ -199,6 +223,7 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
         plan: p,
         pids: BTreeMap::new(),
         pod_ips: BTreeMap::new(),
+        relay_pid: None,
     };
     let started = Instant::now();
     match build(&bins, &mut state) {
@@ -244,6 +269,10 @@ fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
     state.save()?;
     apply_resources(&state.plan)?;
     sys::build_router(&state.plan)?;
+    if let Some(relay) = &state.plan.relay {
+        state.relay_pid = Some(sys::start_relay(relay)?);
+        state.save()?;
+    }
     for n in state.plan.route_reflectors.iter().chain(&state.plan.nodes) {
         check_interrupt()?;
         sys::build_node(&state.plan, n)?;
@@ -346,7 +375,7 @@ fn print_status_json(state: &LabState, statuses: &[NodeResult<'_>]) -> anyhow::R
         }
         v
     }).collect();
-    let v = json!({"name": state.plan.name, "mode": state.plan.mode, "datastore": state.plan.datastore, "nodes": nodes, "pods": pods});
+    let v = json!({"name": state.plan.name, "mode": state.plan.mode, "datastore": state.plan.datastore, "agent_datastore": state.plan.agent_datastore(), "relay_pid": state.relay_pid, "nodes": nodes, "pods": pods});
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
@@ -466,7 +495,7 @@ fn down(name: &str) -> anyhow::Result<()> {
     let dir = plan::state_dir(name);
     let mut stopped = 0;
     if let Ok(state) = LabState::load(&dir) {
-        for pid in state.pids.values() {
+        for pid in state.pids.values().chain(&state.relay_pid) {
             sys::stop_pid(*pid);
             stopped += 1;
         }

@@ -1,10 +1,12 @@
 //! The lab's layout, computed before anything is created: namespaces,
-//! addresses, node names, pool and CNI configuration. Pure.
+//! addresses, node names, pool and CNI configuration, and for an etcd
+//! datastore the relay that lets the namespaces reach it. Pure.
 
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
+use tortie_datastore::DatastoreUrl;
 
 /// How pods of different nodes reach each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -108,6 +110,82 @@ pub struct Plan {
     pub route_reflectors: Vec<NodePlan>,
     /// Pods.
     pub pods: Vec<PodPlan>,
+    /// The relay that carries the agents' and the CNI plugin's etcd
+    /// connections from the router namespace to the host (etcd only).
+    #[serde(default)]
+    pub relay: Option<RelayPlan>,
+}
+
+impl Plan {
+    /// The datastore URL as seen from inside the lab's namespaces (the
+    /// relay's when there is one): what tortie-node and the CNI plugin get.
+    /// tortiectl on the host uses [`Plan::datastore`].
+    pub fn agent_datastore(&self) -> &str {
+        self.relay.as_ref().map_or(&self.datastore, |r| &r.url)
+    }
+}
+
+/// The router's address on subnet 1, which every node and route reflector
+/// reaches (directly or through its default route).
+pub const ROUTER_IP: &str = "10.0.1.1";
+
+/// Ports the router namespace uses itself (BGP), never given to the relay.
+const RESERVED_PORTS: [u16; 1] = [179];
+
+/// One listening address of the relay and the host endpoint it forwards to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayRoute {
+    /// `10.0.1.1:port` inside the router namespace.
+    pub listen: String,
+    /// The etcd endpoint as the host reaches it (`host:port`).
+    pub target: String,
+}
+
+/// The etcd relay: listens in the router namespace, connects from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayPlan {
+    /// The namespace it listens in (the router's).
+    pub netns: String,
+    /// One route per etcd endpoint, in the URL's order.
+    pub routes: Vec<RelayRoute>,
+    /// The datastore URL through the relay (`etcd://10.0.1.1:port,...`).
+    pub url: String,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// The relay for datastore `url`: `None` unless it is an etcd URL. Each
+/// endpoint keeps its port on [`ROUTER_IP`] unless an earlier endpoint
+/// (or BGP) took it, then the next free one.
+pub fn relay_plan(url: &str, router_netns: &str, dir: &Path) -> Option<RelayPlan> {
+    let Ok(DatastoreUrl::Etcd(endpoints)) = DatastoreUrl::parse(url) else {
+        return None;
+    };
+    let mut used: Vec<u16> = RESERVED_PORTS.to_vec();
+    let routes: Vec<RelayRoute> = endpoints
+        .iter()
+        .map(|e| {
+            let mut port = e
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .unwrap_or(2379);
+            while port == 0 || used.contains(&port) {
+                port = port.wrapping_add(1);
+            }
+            used.push(port);
+            RelayRoute {
+                listen: format!("{ROUTER_IP}:{port}"),
+                target: e.clone(),
+            }
+        })
+        .collect();
+    let listen: Vec<&str> = routes.iter().map(|r| r.listen.as_str()).collect();
+    Some(RelayPlan {
+        netns: router_netns.to_string(),
+        url: format!("etcd://{}", listen.join(",")),
+        routes,
+        log: dir.join("relay.log"),
+    })
 }
 
 fn node_plan(dir: &Path, name: &str, netns: String, subnet: u8, host: u16) -> NodePlan {
@@ -179,14 +257,17 @@ pub fn plan(spec: &LabSpec<'_>) -> Plan {
             })
         })
         .collect();
+    let datastore = datastore.map_or_else(
+        || format!("sqlite://{}", dir.join("tortie.db").display()),
+        str::to_string,
+    );
+    let router_netns = format!("{name}-router");
     Plan {
         name: name.to_string(),
         mode,
-        datastore: datastore.map_or_else(
-            || format!("sqlite://{}", dir.join("tortie.db").display()),
-            str::to_string,
-        ),
-        router_netns: format!("{name}-router"),
+        relay: relay_plan(&datastore, &router_netns, &dir),
+        datastore,
+        router_netns,
         dir,
         nodes: node_plans,
         router_node,
@@ -225,7 +306,7 @@ pub fn cni_conf(plan: &Plan, node: &NodePlan) -> serde_json::Value {
         "cniVersion": "1.0.0",
         "name": "k8s-pod-network",
         "type": "tortie",
-        "datastore": plan.datastore,
+        "datastore": plan.agent_datastore(),
         "nodename": node.name,
         "mtu": plan.mode.pod_mtu(),
         "mtu_file": node.mtu_file,
@@ -270,12 +351,69 @@ mod tests {
     #[test]
     fn bgp_mode_makes_the_router_a_bgp_node() {
         let p = plan(&spec("lab", Mode::Bgp, 2, 1, Some("etcd://127.0.0.1:2379")));
-        let r = p.router_node.unwrap();
+        let r = p.router_node.clone().unwrap();
         assert_eq!(
             (r.netns.as_str(), r.ip.as_str()),
             ("lab-router", "10.0.1.1/24")
         );
         assert_eq!(p.datastore, "etcd://127.0.0.1:2379");
+        let relay = p.relay.as_ref().unwrap();
+        assert_eq!(relay.netns, "lab-router");
+        assert_eq!(
+            relay.routes,
+            [RelayRoute {
+                listen: "10.0.1.1:2379".into(),
+                target: "127.0.0.1:2379".into()
+            }]
+        );
+        assert_eq!(p.agent_datastore(), "etcd://10.0.1.1:2379");
+        assert_eq!(
+            cni_conf(&p, &p.nodes[0])["datastore"],
+            "etcd://10.0.1.1:2379"
+        );
+    }
+
+    #[test]
+    fn sqlite_labs_have_no_relay() {
+        let p = plan(&spec("t", Mode::Bgp, 1, 1, None));
+        assert!(p.relay.is_none());
+        assert_eq!(p.agent_datastore(), p.datastore);
+        assert_eq!(cni_conf(&p, &p.nodes[0])["datastore"], p.datastore.as_str());
+    }
+
+    #[test]
+    fn every_etcd_endpoint_gets_its_own_relay_port() {
+        let url = "etcd://127.0.0.1:2379,localhost:2379,[::1]:179,h:22";
+        let r = relay_plan(url, "t-router", Path::new("/run/tortie-lab/t")).unwrap();
+        let listen: Vec<&str> = r.routes.iter().map(|r| r.listen.as_str()).collect();
+        assert_eq!(
+            listen,
+            [
+                "10.0.1.1:2379",
+                "10.0.1.1:2380",
+                "10.0.1.1:180",
+                "10.0.1.1:22"
+            ]
+        );
+        let targets: Vec<&str> = r.routes.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            ["127.0.0.1:2379", "localhost:2379", "[::1]:179", "h:22"]
+        );
+        assert_eq!(
+            r.url,
+            "etcd://10.0.1.1:2379,10.0.1.1:2380,10.0.1.1:180,10.0.1.1:22"
+        );
+        assert!(DatastoreUrl::parse(&r.url).is_ok());
+    }
+
+    #[test]
+    fn a_plan_saved_before_relays_existed_still_loads() {
+        let p = plan(&spec("t", Mode::Bgp, 1, 1, None));
+        let mut v = serde_json::to_value(&p).unwrap();
+        v.as_object_mut().unwrap().remove("relay");
+        let back: Plan = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
-use super::plan::{NodePlan, Plan, PodPlan};
+use super::plan::{NodePlan, Plan, PodPlan, RelayPlan};
 
 /// What `lab up` created, saved as `state.json` after every step so that
 /// `lab down` (or an interrupted `up`) can undo it.
@@ -25,6 +25,9 @@ pub struct LabState {
     pub pids: BTreeMap<String, u32>,
     /// Pod IPs by pod name.
     pub pod_ips: BTreeMap<String, String>,
+    /// The etcd relay's PID (etcd datastores only).
+    #[serde(default)]
+    pub relay_pid: Option<u32>,
 }
 
 impl LabState {
@@ -182,7 +185,7 @@ pub fn start_node(
         .arg(bin)
         .args([
             "--datastore",
-            &plan.datastore,
+            plan.agent_datastore(),
             "--node-name",
             &n.name,
             "--node-ip",
@@ -201,6 +204,43 @@ pub fn start_node(
         .process_group(0)
         .spawn()
         .context("cannot start tortie-node")?;
+    Ok(child.id())
+}
+
+/// Starts the etcd relay (`tortiectl lab relay`, this very binary) in its
+/// own process group, logging to the relay's log file; returns its PID once
+/// it listens, or fails with its log when it exits first.
+pub fn start_relay(relay: &RelayPlan) -> anyhow::Result<u32> {
+    let exe = std::env::current_exe().context("cannot find tortiectl's own path")?;
+    let log = File::create(&relay.log)
+        .with_context(|| format!("cannot create {}", relay.log.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["lab", "relay", "--netns", &relay.netns]);
+    for r in &relay.routes {
+        cmd.arg("--route").arg(format!("{}={}", r.listen, r.target));
+    }
+    let mut child = cmd
+        .env_remove("TORTIE_DATASTORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the etcd relay")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        BufReader::new(out).read_line(&mut line)?;
+    }
+    if line.trim() != "ready" {
+        let _ = child.wait();
+        bail!(
+            "the etcd relay (in namespace {}) did not start: {}",
+            relay.netns,
+            std::fs::read_to_string(&relay.log)
+                .unwrap_or_default()
+                .trim()
+        );
+    }
     Ok(child.id())
 }
 
