@@ -10,13 +10,16 @@
 //! while it was down. Needs root and the workspace's binaries (tortiectl,
 //! tortie, tortie-ipam) next to tortie-node.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Lab;
 use serde_json::Value;
 use tortie_node::api::{query, NodeStatus, Request, Response};
-use tortie_testkit::{unique_prefix, wait_until, ChildGuard};
+use tortie_testkit::{wait_until, ChildGuard};
 
 /// Pings per stream, one every 50 ms: 30 s, long enough to cover the kill,
 /// the 2 s down, the restart and the resync (asserted below).
@@ -24,68 +27,19 @@ const PINGS: u32 = 600;
 /// The route injected into node2's kernel while its agent is down.
 const STALE: &str = "198.51.100.0/24";
 
-struct Lab {
-    ctl: PathBuf,
-    name: String,
+/// A 3-node BGP lab with one pod per node.
+fn lab_up() -> Lab {
+    let lab = Lab::new("rst");
+    lab.up(&["--nodes", "3", "--pods-per-node", "1", "--mode", "bgp"]);
+    lab
 }
 
-impl Lab {
-    fn up() -> Self {
-        let node = PathBuf::from(env!("CARGO_BIN_EXE_tortie-node"));
-        let dir = node.parent().unwrap().to_path_buf();
-        for b in ["tortiectl", "tortie", "tortie-ipam"] {
-            assert!(
-                dir.join(b).exists(),
-                "{b} is missing in {}: build with `cargo build -p tortiectl -p tortie-cni` first",
-                dir.display()
-            );
-        }
-        let name = unique_prefix("rst").trim_end_matches('-').to_string();
-        let lab = Self {
-            ctl: dir.join("tortiectl"),
-            name,
-        };
-        let out = lab.ctl(&[
-            "lab",
-            "up",
-            "--nodes",
-            "3",
-            "--pods-per-node",
-            "1",
-            "--mode",
-            "bgp",
-        ]);
-        assert!(
-            out.status.success(),
-            "lab up failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(&self.ctl)
-            .args(args)
-            .args(["--name", &self.name])
-            .env_remove("TORTIE_DATASTORE")
-            .output()
-            .unwrap()
-    }
-
-    /// The lab's `state.json`: plan (nodes, pods, datastore), PIDs, pod IPs.
-    fn state(&self) -> Value {
-        let p = Path::new("/run/tortie-lab")
-            .join(&self.name)
-            .join("state.json");
-        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.ctl(&["lab", "down"]);
-    }
+/// The lab's `state.json`: plan (nodes, pods, datastore), PIDs, pod IPs.
+fn lab_state(lab: &Lab) -> Value {
+    let p = Path::new("/run/tortie-lab")
+        .join(&lab.name)
+        .join("state.json");
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
 }
 
 fn node<'a>(state: &'a Value, name: &str) -> &'a Value {
@@ -216,8 +170,8 @@ fn restart_agent(state: &Value, n: &Value, log: &Path) -> ChildGuard {
 #[test]
 #[ignore = "root: network namespaces, tortie-node and the CNI plugin in a lab"]
 fn kill_9_of_an_agent_mid_ping_loses_no_ping_and_stale_routes_are_swept_after_resync() {
-    let lab = Lab::up();
-    let state = lab.state();
+    let lab = lab_up();
+    let state = lab_state(&lab);
     let (n1, n2, n3) = (
         node(&state, "node1"),
         node(&state, "node2"),

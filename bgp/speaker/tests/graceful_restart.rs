@@ -15,14 +15,17 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::bird_gr::{GrBird, GrBirdSpec};
-use support::{init_log, poll_async, poll_until, run_in_netns};
+use support::{
+    has_all, init_log, mesh_peer, poll_async, poll_until, prefixes, rib, run_in_netns, timers,
+    PeerLab,
+};
 use tortie_bgp_session::State;
 use tortie_bgp_speaker::{
-    AfiName, Establishment, FibEvent, GracefulRestartConfig, PeerConfig, PeerType, RestartOptions,
-    Speaker, SpeakerConfig, SpeakerEvent, SpeakerHandle, SpeakerOptions, TimersConfig,
+    AfiName, Establishment, FibEvent, GracefulRestartConfig, PeerConfig, RestartOptions, Speaker,
+    SpeakerConfig, SpeakerEvent, SpeakerHandle, SpeakerOptions,
 };
-use tortie_bgp_wire::{Family, PathAttributes, Prefix};
-use tortie_testkit::{unique_prefix, ChildGuard, Netns};
+use tortie_bgp_wire::{Family, PathAttributes};
+use tortie_testkit::ChildGuard;
 
 const AS: u32 = 65001;
 const WAIT: Duration = Duration::from_secs(30);
@@ -31,24 +34,10 @@ const LEARNED: [&str; 3] = ["10.2.0.0/24", "10.2.1.0/24", "10.3.0.0/24"];
 /// A's own prefixes.
 const OURS: [&str; 2] = ["10.1.0.0/24", "10.1.1.0/24"];
 
-fn timers() -> TimersConfig {
-    TimersConfig {
-        hold_time: 9,
-        connect_retry: 1,
-        idle_hold_ms: 250,
-        idle_hold_max_ms: 1_000,
-        ..TimersConfig::default()
-    }
-}
-
+/// A mesh session with graceful restart on, IPv4 only.
 fn peer(addr: &str, port: u16, local: &str, establishment: Establishment) -> PeerConfig {
-    let mut p = PeerConfig::new(addr.parse().unwrap(), AS);
-    p.port = port;
-    p.peer_type = PeerType::Mesh;
-    p.local_address = Some(local.parse().unwrap());
-    p.establishment = establishment;
+    let mut p = mesh_peer(AS, addr, port, local, establishment, timers(1, 1_000));
     p.families = vec![AfiName::Ipv4];
-    p.timers = timers();
     p.graceful_restart = Some(GracefulRestartConfig::default());
     p
 }
@@ -65,10 +54,6 @@ fn a_config() -> SpeakerConfig {
             peer("10.77.0.9", 17901, "10.77.0.1", Establishment::Active),
         ],
     }
-}
-
-fn prefixes(v: &[&str]) -> Vec<Prefix> {
-    v.iter().map(|s| s.parse().unwrap()).collect()
 }
 
 /// A directory removed on drop, also when the test fails.
@@ -135,15 +120,6 @@ fn start_a(options: SpeakerOptions) -> (SpeakerHandle, Arc<Mutex<Vec<SpeakerEven
     (h, events)
 }
 
-async fn rib(h: &SpeakerHandle) -> Vec<String> {
-    h.rib_query(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.prefix)
-        .collect()
-}
-
 async fn established(h: &SpeakerHandle, peers: &[&str]) -> bool {
     let st = h.peer_status().await.unwrap();
     peers.iter().all(|p| {
@@ -151,10 +127,6 @@ async fn established(h: &SpeakerHandle, peers: &[&str]) -> bool {
         st.iter()
             .any(|s| s.address == a && s.state == State::Established)
     })
-}
-
-fn has_all(have: &[String], want: &[&str]) -> bool {
-    want.iter().all(|w| have.iter().any(|h| h == w))
 }
 
 fn eor_from(events: &Mutex<Vec<SpeakerEvent>>, peer: &str) -> bool {
@@ -168,24 +140,21 @@ fn eor_from(events: &Mutex<Vec<SpeakerEvent>>, peer: &str) -> bool {
 #[ignore = "root: BIRD and two speakers in network namespaces"]
 fn a_restarting_speaker_keeps_forwarding_and_completes_without_the_peer_that_stays_down() {
     init_log();
-    let p = unique_prefix("grr");
-    let dut = Netns::create(&format!("{p}d")).unwrap();
-    let peer_ns = Netns::create(&format!("{p}p")).unwrap();
-    dut.veth_to("eth0", "10.77.0.1/24", &peer_ns, "eth0", "10.77.0.2/24")
-        .unwrap();
-    dut.ip(&["addr", "add", "10.77.0.3/24", "dev", "eth0"])
-        .unwrap();
-    let bird = GrBird::start(&GrBirdSpec {
-        ns: peer_ns.name().to_string(),
-        router_id: "10.77.0.2".parse().unwrap(),
-        asn: AS,
-        local: "10.77.0.2".parse().unwrap(),
-        port: 17900,
-        peer: "10.77.0.1".parse().unwrap(),
-        peer_port: 17901,
-        peer_as: AS,
-        originate: vec![LEARNED[0].into(), LEARNED[1].into()],
-    });
+    let lab = PeerLab::new("grr");
+    let (p, dut) = (&lab.prefix, &lab.dut);
+    let bird = GrBird::start(
+        &lab.peer,
+        &GrBirdSpec {
+            router_id: "10.77.0.2".parse().unwrap(),
+            asn: AS,
+            local: "10.77.0.2".parse().unwrap(),
+            port: 17900,
+            peer: "10.77.0.1".parse().unwrap(),
+            peer_port: 17901,
+            peer_as: AS,
+            originate: vec![LEARNED[0].into(), LEARNED[1].into()],
+        },
+    );
     let tmp_dir = TempDir::new(&format!("{p}speakerd"));
     let tmp = tmp_dir.0.clone();
     let mut a_process = spawn_a(dut.name(), &tmp);

@@ -11,18 +11,18 @@
 
 mod support;
 
-use std::net::IpAddr;
 use std::time::Duration;
-use support::{init_log, poll_async, poll_until, run_in_netns};
+use support::{
+    has_all, ibgp_spec, init_log, poll_async, poll_until, prefixes, rib, run_in_netns, status_of,
+    timers, PeerLab,
+};
 use tortie_bgp_rib::{PolicyConfig, PoolConfig};
 use tortie_bgp_session::State;
 use tortie_bgp_speaker::{
-    AfiName, Establishment, PeerConfig, PeerStatus, PeerType, Speaker, SpeakerConfig,
-    SpeakerHandle, SpeakerOptions, TimersConfig,
+    AfiName, Establishment, PeerConfig, Speaker, SpeakerConfig, SpeakerHandle, SpeakerOptions,
 };
-use tortie_bgp_wire::{PathAttributes, Prefix};
-use tortie_testkit::daemons::{BgpDaemon, BgpDaemonSpec, Bird};
-use tortie_testkit::{unique_prefix, Netns};
+use tortie_bgp_wire::PathAttributes;
+use tortie_testkit::daemons::{BgpDaemon, Bird};
 
 const AS: u32 = 65001;
 const WAIT: Duration = Duration::from_secs(30);
@@ -54,50 +54,12 @@ fn policy_after() -> PolicyConfig {
     }
 }
 
-fn timers() -> TimersConfig {
-    TimersConfig {
-        hold_time: 9,
-        connect_retry: 2,
-        idle_hold_ms: 250,
-        idle_hold_max_ms: 2_000,
-        ..TimersConfig::default()
-    }
-}
-
+/// A mesh session with this test's timers.
 fn mesh_peer(addr: &str, port: u16, local: &str, establishment: Establishment) -> PeerConfig {
-    let mut p = PeerConfig::new(addr.parse().unwrap(), AS);
-    p.port = port;
-    p.peer_type = PeerType::Mesh;
-    p.local_address = Some(local.parse().unwrap());
-    p.establishment = establishment;
-    p.timers = timers();
-    p
+    support::mesh_peer(AS, addr, port, local, establishment, timers(2, 2_000))
 }
 
-fn prefixes(v: &[&str]) -> Vec<Prefix> {
-    v.iter().map(|s| s.parse().unwrap()).collect()
-}
-
-/// Prefixes in a speaker's Loc-RIB.
-async fn rib(h: &SpeakerHandle) -> Vec<String> {
-    h.rib_query(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.prefix)
-        .collect()
-}
-
-async fn status_of(h: &SpeakerHandle, peer: &str) -> PeerStatus {
-    let addr: IpAddr = peer.parse().unwrap();
-    h.peer_status()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.address == addr)
-        .expect("peer status")
-}
-
+/// Every session (however many) Established?
 async fn all_established(h: &SpeakerHandle) -> bool {
     h.peer_status()
         .await
@@ -115,10 +77,6 @@ fn bird_since(b: &Bird) -> String {
         .unwrap_or_default()
 }
 
-fn has_all(have: &[String], want: &[&str]) -> bool {
-    want.iter().all(|w| have.iter().any(|h| h == w))
-}
-
 fn has_none(have: &[String], unwanted: &[&str]) -> bool {
     !unwanted.iter().any(|w| have.iter().any(|h| h == w))
 }
@@ -127,31 +85,18 @@ fn has_none(have: &[String], unwanted: &[&str]) -> bool {
 #[ignore = "root: BIRD and two speakers in network namespaces"]
 fn a_policy_change_refreshes_imports_and_changes_exports_without_a_reset() {
     init_log();
-    let p = unique_prefix("pol");
-    let dut = Netns::create(&format!("{p}d")).unwrap();
-    let peer_ns = Netns::create(&format!("{p}p")).unwrap();
-    dut.veth_to("eth0", "10.77.0.1/24", &peer_ns, "eth0", "10.77.0.2/24")
-        .unwrap();
-    dut.ip(&["addr", "add", "10.77.0.3/24", "dev", "eth0"])
-        .unwrap();
-    let spec = BgpDaemonSpec {
-        router_id: "10.77.0.2".parse().unwrap(),
-        local_as: AS,
-        local_addr: "10.77.0.2".parse().unwrap(),
-        local_v4: "10.77.0.2".parse().unwrap(),
-        local_v6: None,
-        listen_port: 17900,
-        peer_addr: "10.77.0.1".parse().unwrap(),
-        peer_port: 17901,
-        peer_as: AS,
-        password: None,
-        hold_time: 9,
-        ttl_security: false,
-        // 10.50.1.0/24 is in a pool from the start; 10.60.1.0/24 only after.
-        originate: vec!["10.50.1.0/24".into(), "10.60.1.0/24".into()],
-    };
-    let bird = Bird::start(&peer_ns, spec).unwrap();
-    run_in_netns(&dut.path(), move || async move {
+    let lab = PeerLab::new("pol");
+    // 10.50.1.0/24 is in a pool from the start; 10.60.1.0/24 only after.
+    let spec = ibgp_spec(
+        AS,
+        "10.77.0.2".parse().unwrap(),
+        17900,
+        "10.77.0.1",
+        17901,
+        &["10.50.1.0/24", "10.60.1.0/24"],
+    );
+    let bird = Bird::start(&lab.peer, spec).unwrap();
+    run_in_netns(&lab.dut.path(), move || async move {
         let a_cfg = SpeakerConfig {
             asn: AS,
             router_id: "10.77.0.1".parse().unwrap(),

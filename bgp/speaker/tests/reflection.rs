@@ -12,11 +12,11 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{init_log, poll_async, poll_until, run_in_netns};
-use tortie_bgp_session::State;
+use support::{
+    all_established, ibgp_spec, init_log, poll_async, poll_until, run_in_netns, timers, BridgeLab,
+};
 use tortie_bgp_speaker::{
-    FibEvent, FibUpdate, GracefulRestartConfig, PeerConfig, Speaker, SpeakerConfig, SpeakerHandle,
-    SpeakerOptions, TimersConfig,
+    FibEvent, FibUpdate, GracefulRestartConfig, PeerConfig, Speaker, SpeakerConfig, SpeakerOptions,
 };
 use tortie_bgp_wire::Prefix;
 use tortie_testkit::daemons::{BgpDaemon, BgpDaemonSpec, Bird, Frr, Gobgp};
@@ -26,34 +26,10 @@ const AS: u32 = 65001;
 const WAIT: Duration = Duration::from_secs(20);
 const CLUSTER: &str = "10.99.0.1";
 
-/// The DUT namespace with a bridge, and client namespaces on it.
-struct Lab {
-    dut: Netns,
-    clients: Vec<Netns>,
-}
-
-impl Lab {
-    fn new(clients: usize) -> Lab {
-        let p = unique_prefix("rr");
-        let dut = Netns::create(&format!("{p}d")).unwrap();
-        dut.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
-        dut.ip(&["addr", "add", "10.77.0.1/24", "dev", "br0"])
-            .unwrap();
-        dut.ip(&["link", "set", "br0", "up"]).unwrap();
-        let clients = (0..clients)
-            .map(|i| {
-                let ns = Netns::create(&format!("{p}c{i}")).unwrap();
-                let ifname = format!("v{i}");
-                let tmp = format!("10.78.{i}.1/30");
-                let addr = format!("10.77.0.{}/24", i + 2);
-                dut.veth_to(&ifname, &tmp, &ns, "eth0", &addr).unwrap();
-                dut.ip(&["addr", "flush", "dev", &ifname]).unwrap();
-                dut.ip(&["link", "set", &ifname, "master", "br0"]).unwrap();
-                ns
-            })
-            .collect();
-        Lab { dut, clients }
-    }
+/// The DUT namespace (10.77.0.1 on its bridge) and `clients` client namespaces.
+fn lab(clients: usize) -> BridgeLab {
+    let addrs: Vec<IpAddr> = (0..clients).map(client_addr).collect();
+    BridgeLab::new("rr", &["10.77.0.1"], &addrs)
 }
 
 fn client_addr(i: usize) -> IpAddr {
@@ -61,21 +37,8 @@ fn client_addr(i: usize) -> IpAddr {
 }
 
 fn spec(i: usize, originate: &str) -> BgpDaemonSpec {
-    BgpDaemonSpec {
-        router_id: format!("10.77.0.{}", i + 2).parse().unwrap(),
-        local_as: AS,
-        local_addr: client_addr(i),
-        local_v4: format!("10.77.0.{}", i + 2).parse().unwrap(),
-        local_v6: None,
-        listen_port: 17900,
-        peer_addr: "10.77.0.1".parse().unwrap(),
-        peer_port: 17901,
-        peer_as: AS,
-        password: None,
-        hold_time: 9,
-        ttl_security: false,
-        originate: vec![originate.to_string()],
-    }
+    let local = format!("10.77.0.{}", i + 2).parse().unwrap();
+    ibgp_spec(AS, local, 17900, "10.77.0.1", 17901, &[originate])
 }
 
 fn client_peer(i: usize) -> PeerConfig {
@@ -84,19 +47,8 @@ fn client_peer(i: usize) -> PeerConfig {
     p.local_address = Some("10.77.0.1".parse().unwrap());
     p.families = vec![tortie_bgp_speaker::AfiName::Ipv4];
     p.route_reflector_client = true;
-    p.timers = TimersConfig {
-        hold_time: 9,
-        connect_retry: 2,
-        idle_hold_ms: 250,
-        idle_hold_max_ms: 2_000,
-        ..TimersConfig::default()
-    };
+    p.timers = timers(2, 2_000);
     p
-}
-
-async fn all_established(h: &SpeakerHandle, n: usize) -> bool {
-    let st = h.peer_status().await.unwrap();
-    st.len() == n && st.iter().all(|s| s.state == State::Established)
 }
 
 fn rr_options() -> SpeakerOptions {
@@ -119,14 +71,14 @@ fn dut_config() -> SpeakerConfig {
 #[ignore = "root: BIRD, FRR and GoBGP in network namespaces"]
 fn tortie_reflects_routes_between_bird_frr_and_gobgp_clients() {
     init_log();
-    let lab = Lab::new(3);
+    let lab = lab(3);
     let prefixes = ["10.2.1.0/24", "10.2.2.0/24", "10.2.3.0/24"];
     let bird = Arc::new(Bird::start(&lab.clients[0], spec(0, prefixes[0])).unwrap());
     let frr = Arc::new(Frr::start(&lab.clients[1], spec(1, prefixes[1])).unwrap());
     let gobgp = Arc::new(Gobgp::start(&lab.clients[2], spec(2, prefixes[2])).unwrap());
     let d: Vec<Arc<dyn BgpDaemon + Sync>> = vec![bird.clone(), frr.clone(), gobgp.clone()];
     let (frr2, gobgp2) = (frr.clone(), gobgp.clone());
-    run_in_netns(&lab.dut.path(), move || async move {
+    run_in_netns(&lab.hub.path(), move || async move {
         let (h, _rx) = Speaker::start_with_options(
             dut_config(),
             rr_options(),
@@ -286,9 +238,9 @@ fn stale_of(fib: &Fib, p: &Prefix) -> Option<bool> {
 #[ignore = "root: BIRD in network namespaces"]
 fn routes_of_a_killed_bird_stay_stale_until_its_restart_time_then_go() {
     init_log();
-    let lab = Lab::new(1);
+    let lab = lab(1);
     let mut bird = RawBird::start(&lab.clients[0], &gr_bird_config());
-    let ns = lab.dut.path();
+    let ns = lab.hub.path();
     run_in_netns(&ns, move || async move {
         let (h, _rx) = Speaker::start_with_options(
             dut_config(),
@@ -355,13 +307,13 @@ fn add_path_bird_config() -> String {
 #[ignore = "root: BIRD in network namespaces"]
 fn two_equal_paths_reach_an_add_path_client_through_tortie_rr() {
     init_log();
-    let lab = Lab::new(3);
+    let lab = lab(3);
     let anycast = "10.5.0.0/24";
     let _a = Bird::start(&lab.clients[0], spec(0, anycast)).unwrap();
     let _b = Bird::start(&lab.clients[1], spec(1, anycast)).unwrap();
     let rx = Arc::new(RawBird::start(&lab.clients[2], &add_path_bird_config()));
     let rx2 = rx.clone();
-    run_in_netns(&lab.dut.path(), move || async move {
+    run_in_netns(&lab.hub.path(), move || async move {
         let (h, _ev) = Speaker::start_with_options(
             dut_config(),
             rr_options(),
@@ -435,8 +387,8 @@ fn speakerd_path() -> std::path::PathBuf {
 #[ignore = "root: BIRD in network namespaces"]
 fn bird_reflects_between_two_tortie_clients() {
     init_log();
-    let lab = Lab::new(2);
-    let _rr = RawBird::start(&lab.dut, &bird_rr_config());
+    let lab = lab(2);
+    let _rr = RawBird::start(&lab.hub, &bird_rr_config());
     // Client B: speakerd in its own namespace, originating 10.3.2.0/24.
     let dir = Dir(std::env::temp_dir().join(unique_prefix("spkd")));
     std::fs::create_dir_all(dir.path()).unwrap();

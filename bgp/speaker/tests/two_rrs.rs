@@ -1,7 +1,7 @@
 //! Two tortie route reflectors with real BIRD 2, FRR and GoBGP clients
 //! (root: network namespaces).
 //!
-//! Layout: namespace `<prefix>r` holds a bridge `br0` carrying both
+//! Layout: namespace `<prefix>d` holds a bridge `br0` carrying both
 //! reflectors' addresses (RR1 10.77.0.1, RR2 10.77.0.2: two in-process
 //! speakers on one runtime, each listening on its own address, port 179);
 //! each client namespace `<prefix>cN` joins the bridge through a veth at
@@ -19,19 +19,23 @@
 //! Must not: leave namespaces or daemons behind (guards remove them, also on
 //! failure).
 
-use std::future::Future;
+mod support;
+
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{
+    all_established, ibgp_spec, init_log, poll_async, poll_until, run_in_netns, status_of, timers,
+    BridgeLab,
+};
 use tortie_bgp_session::State;
 use tortie_bgp_speaker::{
-    AfiName, EventRx, PeerConfig, PeerStatus, Speaker, SpeakerConfig, SpeakerEvent, SpeakerHandle,
-    SpeakerOptions, TimersConfig,
+    AfiName, EventRx, PeerConfig, Speaker, SpeakerConfig, SpeakerEvent, SpeakerHandle,
+    SpeakerOptions,
 };
 use tortie_bgp_wire::{PathAttributes, Prefix};
-use tortie_testkit::daemons::{BgpDaemon, BgpDaemonSpec, Bird, Frr, Gobgp};
-use tortie_testkit::{unique_prefix, ChildGuard, Netns};
+use tortie_testkit::daemons::{BgpDaemon, BgpDaemonSpec, Bird, BirdProcess, Frr, Gobgp};
+use tortie_testkit::Netns;
 
 const AS: u32 = 65001;
 const WAIT: Duration = Duration::from_secs(20);
@@ -44,129 +48,13 @@ const RR2: &str = "10.77.0.2";
 /// The port clients listen on (the reflectors connect to it).
 const CLIENT_PORT: u16 = 17900;
 
-// ---------------------------------------------------------------- helpers
-// (copied from tests/support so this file does not depend on its changes)
-
-/// Runs `f` on a fresh multi-thread tokio runtime whose threads live in the
-/// network namespace at `ns_path` (every socket the speakers open is there).
-fn run_in_netns<F, Fut>(ns_path: &str, f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let path = ns_path.to_string();
-    let t = std::thread::spawn(move || {
-        let fd = std::fs::File::open(&path).expect("open netns");
-        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(f());
-    });
-    if let Err(p) = t.join() {
-        std::panic::resume_unwind(p);
-    }
-}
-
-/// Polls `cond` every 50 ms until it holds; panics naming `what` after `timeout`.
-async fn poll_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Like [`poll_until`] with an async condition.
-async fn poll_async<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if cond().await {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Enables logs when `TORTIE_TEST_LOG` is set (e.g. `debug`).
-fn init_log() {
-    if let Ok(filter) = std::env::var("TORTIE_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
-}
-
-/// A directory removed on drop.
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = Dir(std::env::temp_dir().join(unique_prefix(tag)));
-        std::fs::create_dir_all(&d.0).unwrap();
-        d
-    }
-
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 // -------------------------------------------------------------------- lab
 
-/// The reflectors' namespace with a bridge, and client namespaces on it.
-struct Lab {
-    rr: Netns,
-    clients: Vec<Netns>,
-}
-
-impl Lab {
-    fn new(clients: usize) -> Lab {
-        let p = unique_prefix("2rr");
-        let rr = Netns::create(&format!("{p}r")).unwrap();
-        rr.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
-        for a in [RR1, RR2] {
-            rr.ip(&["addr", "add", &format!("{a}/24"), "dev", "br0"])
-                .unwrap();
-        }
-        rr.ip(&["link", "set", "br0", "up"]).unwrap();
-        let clients = (0..clients)
-            .map(|i| {
-                let ns = Netns::create(&format!("{p}c{i}")).unwrap();
-                let ifname = format!("v{i}");
-                let tmp = format!("10.78.{i}.1/30");
-                let addr = format!("{}/24", client_addr(i));
-                rr.veth_to(&ifname, &tmp, &ns, "eth0", &addr).unwrap();
-                rr.ip(&["addr", "flush", "dev", &ifname]).unwrap();
-                rr.ip(&["link", "set", &ifname, "master", "br0"]).unwrap();
-                ns
-            })
-            .collect();
-        Lab { rr, clients }
-    }
+/// The reflectors' namespace (RR1 and RR2 on its bridge) and `clients`
+/// client namespaces.
+fn lab(clients: usize) -> BridgeLab {
+    let addrs: Vec<IpAddr> = (0..clients).map(client_addr).collect();
+    BridgeLab::new("2rr", &[RR1, RR2], &addrs)
 }
 
 fn client_addr(i: usize) -> IpAddr {
@@ -175,36 +63,10 @@ fn client_addr(i: usize) -> IpAddr {
 
 /// The testkit session of client `i` toward reflector `rr`.
 fn spec(i: usize, rr: &str, originate: &str) -> BgpDaemonSpec {
-    let me = client_addr(i);
-    let IpAddr::V4(v4) = me else { unreachable!() };
-    BgpDaemonSpec {
-        router_id: v4,
-        local_as: AS,
-        local_addr: me,
-        local_v4: v4,
-        local_v6: None,
-        listen_port: CLIENT_PORT,
-        peer_addr: rr.parse().unwrap(),
-        peer_port: 179,
-        peer_as: AS,
-        password: None,
-        hold_time: 9,
-        ttl_security: false,
-        originate: vec![originate.to_string()],
-    }
+    ibgp_spec(AS, client_addr_v4(i), CLIENT_PORT, rr, 179, &[originate])
 }
 
 // ------------------------------------------------------------- reflectors
-
-fn timers() -> TimersConfig {
-    TimersConfig {
-        hold_time: 9,
-        connect_retry: 1,
-        idle_hold_ms: 250,
-        idle_hold_max_ms: 2_000,
-        ..TimersConfig::default()
-    }
-}
 
 /// A session of reflector `me`: to a client (`client` = true) or to the
 /// other reflector (a plain non-client, RFC 4456 §6).
@@ -214,7 +76,7 @@ fn rr_peer(me: &str, addr: IpAddr, client: bool) -> PeerConfig {
     p.local_address = Some(me.parse().unwrap());
     p.families = vec![AfiName::Ipv4];
     p.route_reflector_client = client;
-    p.timers = timers();
+    p.timers = timers(1, 2_000);
     p
 }
 
@@ -243,21 +105,6 @@ async fn start_rr(
         h.add_peer(rr_peer(me, *c, true)).await.unwrap();
     }
     (h, ev)
-}
-
-async fn all_established(h: &SpeakerHandle, n: usize) -> bool {
-    let st = h.peer_status().await.unwrap();
-    st.len() == n && st.iter().all(|s| s.state == State::Established)
-}
-
-async fn status_of(h: &SpeakerHandle, peer: &str) -> PeerStatus {
-    let addr: IpAddr = peer.parse().unwrap();
-    h.peer_status()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.address == addr)
-        .unwrap_or_else(|| panic!("no peer {peer}"))
 }
 
 /// The peers (`local` for our own) the Loc-RIB holds paths of `prefix` from.
@@ -321,22 +168,20 @@ struct Reflected {
 }
 
 /// BIRD 2 with one session to each reflector (protocols `rr1`, `rr2`); the
-/// testkit launcher has only one peer. SIGKILL on drop.
+/// testkit `Bird` has only one peer, so the config is written here and run
+/// through testkit's [`BirdProcess`] (stopped by PID on drop).
 struct DualBird {
-    // Declared first: dropped (BIRD killed) before its directory goes.
-    _child: ChildGuard,
-    dir: Dir,
+    proc: BirdProcess,
 }
 
 impl DualBird {
     fn start(ns: &Netns, i: usize, originate: &str) -> DualBird {
         let me = client_addr(i);
-        let dir = Dir::new("dbird");
+        let mut proc = BirdProcess::new(ns).unwrap();
         let mut c = format!(
-            "log \"{}/bird.log\" all;\nrouter id {me};\n\
-             protocol device {{ scan time 1; }}\nprotocol direct {{ ipv4; }}\n\
+            "{}protocol direct {{ ipv4; }}\n\
              protocol static s4 {{ ipv4; route {originate} blackhole; }}\n",
-            dir.path().display()
+            proc.config_head(me)
         );
         for (name, rr) in [("rr1", RR1), ("rr2", RR2)] {
             c.push_str(&format!(
@@ -348,26 +193,13 @@ impl DualBird {
                  }}\n"
             ));
         }
-        std::fs::write(dir.path().join("bird.conf"), c).unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns.name(), "bird", "-f", "-c"])
-            .arg(dir.path().join("bird.conf"))
-            .arg("-s")
-            .arg(dir.path().join("bird.ctl"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let child = ChildGuard::spawn("bird", &mut cmd).unwrap();
-        DualBird { _child: child, dir }
+        proc.launch(&c).unwrap();
+        DualBird { proc }
     }
 
+    /// `birdc` output, empty when birdc fails.
     fn birdc(&self, args: &[&str]) -> String {
-        let out = Command::new("birdc")
-            .arg("-s")
-            .arg(self.dir.path().join("bird.ctl"))
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.proc.birdc(args).unwrap_or_default()
     }
 
     fn protocol(rr: &str) -> &'static str {
@@ -455,9 +287,7 @@ impl Client {
 
     fn established_with(&self, rr: &str) -> bool {
         match self {
-            Client::Bird(b) => b
-                .birdc(&["show", "protocols", DualBird::protocol(rr)])
-                .contains("Established"),
+            Client::Bird(b) => b.proc.established(DualBird::protocol(rr)),
             Client::Frr(f) => f
                 .vtysh(&[&format!("show bgp neighbors {rr}")])
                 .is_ok_and(|o| o.contains("BGP state = Established")),
@@ -470,14 +300,7 @@ impl Client {
     /// IPv4 prefixes received from reflector `rr`.
     fn received_from(&self, rr: &str) -> Vec<String> {
         match self {
-            Client::Bird(b) => b
-                .birdc(&["show", "route", "protocol", DualBird::protocol(rr)])
-                .lines()
-                .filter(|l| !l.starts_with(char::is_whitespace))
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|t| t.contains('/'))
-                .map(str::to_string)
-                .collect(),
+            Client::Bird(b) => b.proc.received(DualBird::protocol(rr)),
             Client::Frr(f) => f
                 .vtysh(&[&format!("show bgp ipv4 unicast neighbors {rr} routes")])
                 .unwrap_or_default()
@@ -509,26 +332,27 @@ impl Client {
     }
 }
 
+/// The elements of a JSON array, none when it is not one.
+fn items(v: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    v.as_array().into_iter().flatten()
+}
+
+/// A JSON string's text, empty when it is not a string.
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
 /// FRR's `show bgp ipv4 unicast P json`: `paths[].{peer.peerId, originatorId, clusterList.list}`.
 fn frr_reflected(f: &Frr, prefix: &str) -> Vec<Reflected> {
     let out = f
         .vtysh(&[&format!("show bgp ipv4 unicast {prefix} json")])
         .unwrap_or_default();
     let j: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    j["paths"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    items(&j["paths"])
         .map(|p| Reflected {
             via: text(&p["peer"]["peerId"]),
             originator: text(&p["originatorId"]),
-            cluster_list: p["clusterList"]["list"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect(),
+            cluster_list: items(&p["clusterList"]["list"]).map(text).collect(),
         })
         .collect()
 }
@@ -539,17 +363,10 @@ fn gobgp_reflected(g: &Gobgp, prefix: &str) -> Vec<Reflected> {
         .gobgp(&["global", "rib", "-a", "ipv4", prefix, "-j"])
         .unwrap_or_default();
     let j: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    j[prefix]
-        .as_array()
-        .into_iter()
-        .flatten()
+    items(&j[prefix])
         .map(|p| {
             let attr = |t: u64| {
-                p["attrs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                items(&p["attrs"])
                     .find(|a| a["type"] == t)
                     .map(|a| a["value"].clone())
                     .unwrap_or_default()
@@ -557,12 +374,7 @@ fn gobgp_reflected(g: &Gobgp, prefix: &str) -> Vec<Reflected> {
             Reflected {
                 via: text(&p["neighbor-ip"]),
                 originator: text(&attr(9)),
-                cluster_list: attr(10)
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(text)
-                    .collect(),
+                cluster_list: items(&attr(10)).map(text).collect(),
             }
         })
         .collect()
@@ -604,7 +416,7 @@ fn check_reflection_attributes(clients: &[Client], prefixes: &[&str]) {
 #[ignore = "root: BIRD, FRR and GoBGP in network namespaces"]
 fn clients_of_two_tortie_rrs_get_every_route_from_both_and_keep_them_when_rr1_stops() {
     init_log();
-    let lab = Lab::new(3);
+    let lab = lab(3);
     let prefixes = ["10.2.1.0/24", "10.2.2.0/24", "10.2.3.0/24"];
     let clients = Arc::new([
         Client::bird(&lab.clients[0], 0, prefixes[0]),
@@ -612,7 +424,7 @@ fn clients_of_two_tortie_rrs_get_every_route_from_both_and_keep_them_when_rr1_st
         Client::gobgp(&lab.clients[2], 2, prefixes[2]),
     ]);
     let c = clients.clone();
-    run_in_netns(&lab.rr.path(), move || async move {
+    run_in_netns(&lab.hub.path(), move || async move {
         let addrs: Vec<IpAddr> = (0..3).map(client_addr).collect();
         let (h1, _e1) = start_rr(RR1, CLUSTER, RR2, &addrs).await;
         let (h2, _e2) = start_rr(RR2, CLUSTER, RR1, &addrs).await;
@@ -676,14 +488,14 @@ fn clients_of_two_tortie_rrs_get_every_route_from_both_and_keep_them_when_rr1_st
 /// reflector received the other's client route, then returns whether the
 /// clients got each other's prefix (checking that both directions agree).
 fn single_homed_clients(rr2_cluster: &'static str) -> bool {
-    let lab = Lab::new(2);
+    let lab = lab(2);
     let (px, py) = ("10.3.1.0/24", "10.3.2.0/24");
     let x = Arc::new(Bird::start(&lab.clients[0], spec(0, RR1, px)).unwrap());
     let y = Arc::new(Frr::start(&lab.clients[1], spec(1, RR2, py)).unwrap());
     let (x2, y2) = (x.clone(), y.clone());
     let crossed = Arc::new(Mutex::new(None));
     let out = crossed.clone();
-    run_in_netns(&lab.rr.path(), move || async move {
+    run_in_netns(&lab.hub.path(), move || async move {
         let (h1, mut e1) = start_rr(RR1, CLUSTER, RR2, &[client_addr(0)]).await;
         let (h2, mut e2) = start_rr(RR2, rr2_cluster, RR1, &[client_addr(1)]).await;
         poll_async("both reflectors: 2 sessions Established", WAIT, || async {

@@ -10,58 +10,30 @@ use std::time::{Duration, Instant};
 use common::*;
 use tortie_felix::input::{EncapMode, PathSource, RemoteBlock};
 use tortie_felix::FelixInput;
-use tortie_testkit::{unique_prefix, wait_until, Netns};
-
-fn node_with_peer(p: &str) -> (Netns, Netns) {
-    let n = Netns::create(&format!("{p}n")).unwrap();
-    let peer = Netns::create(&format!("{p}peer")).unwrap();
-    n.veth_to("eth0", "10.0.1.5/24", &peer, "eth0", "10.0.1.6/24")
-        .unwrap();
-    (n, peer)
-}
+use tortie_testkit::wait_until;
 
 fn input() -> FelixInput {
-    FelixInput {
-        node_name: "n1".into(),
-        node_ip: Some("10.0.1.5/24".parse().unwrap()),
-        pools: vec![pool(
-            "10.244.0.0/16",
-            EncapMode::Never,
-            EncapMode::Never,
-            false,
-        )],
-        workloads: vec![workload("calia", "10.244.1.5")],
-        local_blocks: vec!["10.244.1.0/26".parse().unwrap()],
-        remote_blocks: vec![
-            RemoteBlock {
-                cidr: "10.244.2.0/26".parse().unwrap(),
-                next_hops: vec![ip("10.0.1.6")],
-                source: PathSource::Bgp,
-            },
-            RemoteBlock {
-                cidr: "10.244.3.0/26".parse().unwrap(),
-                next_hops: vec![ip("10.0.1.6"), ip("10.0.1.8")],
-                source: PathSource::Datastore,
-            },
-        ],
-        ..Default::default()
-    }
+    node_input(vec![
+        bgp_block("10.244.2.0/26", "10.0.1.6"),
+        RemoteBlock {
+            cidr: "10.244.3.0/26".parse().unwrap(),
+            next_hops: vec![ip("10.0.1.6"), ip("10.0.1.8")],
+            source: PathSource::Datastore,
+        },
+    ])
 }
 
 #[test]
 #[ignore = "root: creates network namespaces and routes"]
 fn routes_of_each_kind_appear_with_the_right_attributes() {
-    let p = unique_prefix("rk");
-    let (n, _peer) = node_with_peer(&p);
-    let _pod = pod(&n, &format!("{p}pod"), "calia", "10.244.1.5");
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir);
-    let mut f = felix(&n, &cfg);
-    let rep = apply(&mut f, &cfg, input());
+    let lab = NodeWithPod::new("rk");
+    let (n, cfg) = (&lab.n, &lab.cfg);
+    let mut f = felix(n, cfg);
+    let rep = apply(&mut f, cfg, input());
     assert_eq!((rep.replaced, rep.failed), (4, 0));
     assert!(f.in_sync());
 
-    let felix_routes = routes(&n, &["proto", "80"]);
+    let felix_routes = routes(n, &["proto", "80"]);
     assert!(
         felix_routes.contains("10.244.1.5 dev calia scope link"),
         "{felix_routes}"
@@ -70,19 +42,19 @@ fn routes_of_each_kind_appear_with_the_right_attributes() {
         felix_routes.contains("blackhole 10.244.1.0/26"),
         "{felix_routes}"
     );
-    let ecmp = routes(&n, &["10.244.3.0/26"]);
+    let ecmp = routes(n, &["10.244.3.0/26"]);
     assert!(
         ecmp.contains("nexthop via 10.0.1.6") && ecmp.contains("nexthop via 10.0.1.8"),
         "{ecmp}"
     );
-    let bgp = routes(&n, &["proto", "186"]);
+    let bgp = routes(n, &["proto", "186"]);
     assert_eq!(bgp.trim(), "10.244.2.0/26 via 10.0.1.6 dev eth0", "{bgp}");
 
     // A second apply with nothing to do writes nothing.
     let rep = f.apply(Instant::now()).unwrap();
     assert_eq!((rep.replaced, rep.deleted), (0, 0));
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("mtu"))
+        std::fs::read_to_string(lab.dir.path().join("mtu"))
             .unwrap()
             .trim(),
         "1500"
@@ -96,55 +68,16 @@ fn routes_of_each_kind_appear_with_the_right_attributes() {
 #[test]
 #[ignore = "root: creates network namespaces and routes"]
 fn foreign_routes_are_left_alone_and_stale_ones_of_ours_removed() {
-    let p = unique_prefix("fr");
-    let (n, _peer) = node_with_peer(&p);
-    let _pod = pod(&n, &format!("{p}pod"), "calia", "10.244.1.5");
-    n.ip(&[
-        "route",
-        "add",
-        "10.9.0.0/24",
-        "via",
-        "10.0.1.6",
-        "proto",
-        "static",
-    ])
-    .unwrap();
-    n.ip(&[
-        "route",
-        "add",
-        "10.8.0.0/24",
-        "via",
-        "10.0.1.6",
-        "proto",
-        "bird",
-    ])
-    .unwrap();
-    n.ip(&[
-        "route",
-        "add",
-        "10.244.9.0/26",
-        "via",
-        "10.0.1.6",
-        "proto",
-        "80",
-    ])
-    .unwrap();
-    n.ip(&[
-        "route",
-        "add",
-        "10.244.8.0/26",
-        "via",
-        "10.0.1.6",
-        "proto",
-        "186",
-    ])
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir);
-    let mut f = felix(&n, &cfg);
-    let rep = apply(&mut f, &cfg, input());
+    let lab = NodeWithPod::new("fr");
+    let (n, cfg) = (&lab.n, &lab.cfg);
+    add_route(n, "10.9.0.0/24", "10.0.1.6", "static");
+    add_route(n, "10.8.0.0/24", "10.0.1.6", "bird");
+    add_route(n, "10.244.9.0/26", "10.0.1.6", "80");
+    add_route(n, "10.244.8.0/26", "10.0.1.6", "186");
+    let mut f = felix(n, cfg);
+    let rep = apply(&mut f, cfg, input());
     assert_eq!(rep.deleted, 2);
-    let all = routes(&n, &[]);
+    let all = routes(n, &[]);
     assert!(
         all.contains("10.9.0.0/24 via 10.0.1.6 dev eth0 proto static"),
         "{all}"
@@ -162,13 +95,10 @@ fn foreign_routes_are_left_alone_and_stale_ones_of_ours_removed() {
 #[test]
 #[ignore = "root: creates network namespaces and routes"]
 fn an_external_delete_or_change_of_our_route_is_repaired_within_a_second() {
-    let p = unique_prefix("rp");
-    let (n, _peer) = node_with_peer(&p);
-    let _pod = pod(&n, &format!("{p}pod"), "calia", "10.244.1.5");
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir);
-    let mut f = felix(&n, &cfg);
-    apply(&mut f, &cfg, input());
+    let lab = NodeWithPod::new("rp");
+    let (n, cfg) = (&lab.n, &lab.cfg);
+    let mut f = felix(n, cfg);
+    apply(&mut f, cfg, input());
     let mon = f.monitor().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -176,7 +106,7 @@ fn an_external_delete_or_change_of_our_route_is_repaired_within_a_second() {
         f.run(&mon, &stop2);
         f
     });
-    let has = |what: &str| routes(&n, &[]).contains(what);
+    let has = |what: &str| routes(n, &[]).contains(what);
     n.ip(&["route", "del", "10.244.2.0/26"]).unwrap();
     wait_until(
         "deleted route back",
@@ -184,7 +114,7 @@ fn an_external_delete_or_change_of_our_route_is_repaired_within_a_second() {
         Duration::from_millis(10),
         || {
             has("10.244.2.0/26 via 10.0.1.6 dev eth0 proto bird")
-                || routes(&n, &["proto", "186"]).contains("10.244.2.0/26 via 10.0.1.6")
+                || routes(n, &["proto", "186"]).contains("10.244.2.0/26 via 10.0.1.6")
         },
     )
     .unwrap();
@@ -216,11 +146,8 @@ fn without_ipip_in_the_kernel_the_error_says_so_and_other_routes_still_apply() {
     if std::path::Path::new("/sys/module/ipip").exists() {
         return; // this kernel has IPIP: the VM suite covers tunl0
     }
-    let p = unique_prefix("ni");
-    let (n, _peer) = node_with_peer(&p);
-    let _pod = pod(&n, &format!("{p}pod"), "calia", "10.244.1.5");
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir);
+    let lab = NodeWithPod::new("ni");
+    let (n, cfg) = (&lab.n, &lab.cfg);
     let mut f =
         tortie_felix_dataplane::FelixDataplane::open(tortie_felix_dataplane::DataplaneOptions {
             config: cfg.clone(),
@@ -233,10 +160,10 @@ fn without_ipip_in_the_kernel_the_error_says_so_and_other_routes_still_apply() {
     let mut i = input();
     i.pools[0].ipip_mode = EncapMode::Always;
     i.ipip_tunnel_addr = Some(ip("10.244.1.0"));
-    f.set_desired(tortie_felix::compute(&i, &cfg));
+    f.set_desired(tortie_felix::compute(&i, cfg));
     let err = f.apply(Instant::now()).unwrap_err().to_string();
     assert!(err.contains("no IPIP support"), "{err}");
-    let r = routes(&n, &[]);
+    let r = routes(n, &[]);
     assert!(r.contains("10.244.1.5 dev calia"), "{r}");
     assert!(r.contains("blackhole 10.244.1.0/26"), "{r}");
     assert!(!r.contains("tunl0"), "{r}");

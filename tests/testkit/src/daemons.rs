@@ -11,7 +11,7 @@ mod bird_router;
 mod frr;
 mod gobgp;
 
-pub use bird::Bird;
+pub use bird::{Bird, BirdProcess, SHORT_TIMERS as BIRD_SHORT_TIMERS};
 pub use bird_router::{
     parse_show_route_all, BirdExport, BirdPeer, BirdRoute, BirdRouter, BirdRouterSpec,
 };

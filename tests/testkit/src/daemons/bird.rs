@@ -1,33 +1,90 @@
 //! BIRD 2 in a namespace: `bird -c CONF -s CTL -P PIDFILE`, queried with `birdc -s CTL`.
+//!
+//! [`BirdProcess`] is the launcher every BIRD of the tests shares (this
+//! one-session [`Bird`], the many-peer [`super::BirdRouter`], and configs a
+//! test writes itself); [`Bird`] adds the one-session config.
 
 use super::{check, wait_for, BgpDaemon, BgpDaemonSpec};
 use crate::process::kill_pidfile;
 use crate::Netns;
 use std::fmt::Write as _;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A BIRD 2 process with one BGP protocol named `peer`.
+/// Short retry timers for a BGP protocol: BIRD's defaults (connect retry
+/// 120 s, error wait 60-300 s) would stall a test for minutes.
+pub const SHORT_TIMERS: &str =
+    "  connect delay time 1; connect retry time 1;\n  error wait time 1, 4; error forget time 10;\n";
+
+/// One BIRD 2 process in a namespace with its own directory (config,
+/// control socket, pidfile, log); stopped by the PID in its pidfile on drop,
+/// the directory removed after.
 #[derive(Debug)]
-pub struct Bird {
+pub struct BirdProcess {
     ns: String,
-    spec: BgpDaemonSpec,
     dir: tempfile::TempDir,
     running: bool,
 }
 
-impl Bird {
-    /// Writes the config and starts BIRD inside `ns`; returns once its control socket answers.
-    pub fn start(ns: &Netns, spec: BgpDaemonSpec) -> io::Result<Self> {
-        let mut b = Self {
-            ns: ns.name().to_string(),
-            spec,
+impl BirdProcess {
+    /// A BIRD for namespace `ns`, not started yet: its directory exists
+    /// (a config may name files in [`Self::dir`]).
+    pub fn new(ns: &Netns) -> io::Result<Self> {
+        Self::in_ns_named(ns.name())
+    }
+
+    /// [`Self::new`] by namespace name (unit tests that only render configs).
+    pub(super) fn in_ns_named(ns: &str) -> io::Result<Self> {
+        Ok(Self {
+            ns: ns.to_string(),
             dir: tempfile::tempdir()?,
             running: false,
-        };
-        BgpDaemon::start(&mut b)?;
-        Ok(b)
+        })
+    }
+
+    /// Writes `config` and starts BIRD; returns once its control socket answers.
+    pub fn launch(&mut self, config: &str) -> io::Result<()> {
+        let conf = self.dir.path().join("bird.conf");
+        std::fs::write(&conf, config)?;
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "bird", "-c"])
+            .arg(&conf)
+            .arg("-s")
+            .arg(self.ctl())
+            .arg("-P")
+            .arg(self.pidfile())
+            .output()?;
+        check(out, "bird")?;
+        self.running = true;
+        wait_for("bird control socket", || {
+            self.birdc(&["show", "status"]).is_ok()
+        })
+    }
+
+    /// Writes `config` and has the running BIRD load it (`birdc configure`).
+    pub fn reconfigure(&self, config: &str) -> io::Result<()> {
+        std::fs::write(self.dir.path().join("bird.conf"), config)?;
+        let out = self.birdc(&["configure"])?;
+        if out.contains("Reconfigured") || out.contains("Reconfiguration in progress") {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("birdc configure: {out}")))
+        }
+    }
+
+    /// The directory of the config, control socket, pidfile and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The start of every config: the log (read by [`Self::log`]), the
+    /// router id and `protocol device`.
+    pub fn config_head(&self, router_id: impl std::fmt::Display) -> String {
+        format!(
+            "log \"{}/bird.log\" all;\nrouter id {router_id};\nprotocol device {{ scan time 1; }}\n",
+            self.dir.path().display()
+        )
     }
 
     fn ctl(&self) -> PathBuf {
@@ -48,13 +105,73 @@ impl Bird {
         check(out, "birdc")
     }
 
+    /// The BIRD log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default()
+    }
+
+    /// Is the session of BGP protocol `name` Established?
+    pub fn established(&self, name: &str) -> bool {
+        self.birdc(&["show", "protocols", name])
+            .map(|o| o.contains("Established"))
+            .unwrap_or(false)
+    }
+
+    /// The prefixes BIRD has from BGP protocol `name` (`show route protocol NAME`).
+    pub fn received(&self, name: &str) -> Vec<String> {
+        self.birdc(&["show", "route", "protocol", name])
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with(char::is_whitespace))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|t| t.contains('/'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Stops BIRD (by the PID in its pidfile).
+    pub fn stop(&mut self) {
+        kill_pidfile(&self.pidfile());
+        let _ = std::fs::remove_file(self.pidfile());
+        self.running = false;
+    }
+}
+
+impl Drop for BirdProcess {
+    fn drop(&mut self) {
+        if self.running {
+            self.stop();
+        }
+    }
+}
+
+/// A BIRD 2 process with one BGP protocol named `peer`.
+#[derive(Debug)]
+pub struct Bird {
+    proc: BirdProcess,
+    spec: BgpDaemonSpec,
+}
+
+impl Bird {
+    /// Writes the config and starts BIRD inside `ns`; returns once its control socket answers.
+    pub fn start(ns: &Netns, spec: BgpDaemonSpec) -> io::Result<Self> {
+        let mut b = Self {
+            proc: BirdProcess::new(ns)?,
+            spec,
+        };
+        BgpDaemon::start(&mut b)?;
+        Ok(b)
+    }
+
+    /// `birdc -s CTL <args>` output.
+    pub fn birdc(&self, args: &[&str]) -> io::Result<String> {
+        self.proc.birdc(args)
+    }
+
     /// The config text BIRD runs with.
     pub fn config(&self) -> String {
         let s = &self.spec;
-        let mut c = String::new();
-        let _ = writeln!(c, "log \"{}/bird.log\" all;", self.dir.path().display());
-        let _ = writeln!(c, "router id {};", s.router_id);
-        c.push_str("protocol device { scan time 1; }\n");
+        let mut c = self.proc.config_head(s.router_id);
         c.push_str("protocol direct { ipv4; ipv6; }\n");
         c.push_str("protocol static s4 { ipv4;\n");
         for p in s.v4_prefixes() {
@@ -82,14 +199,11 @@ impl Bird {
             s.hold_time,
             (s.hold_time / 3).max(1)
         );
-        // Short timers: BIRD's defaults (connect retry 120 s, error wait
-        // 60-300 s) would stall a test for minutes.
         if s.ibgp() {
             // iBGP defaults to multihop in BIRD; the peer is on our segment.
             c.push_str("  direct;\n");
         }
-        c.push_str("  connect delay time 1; connect retry time 1;\n");
-        c.push_str("  error wait time 1, 4; error forget time 10;\n");
+        c.push_str(SHORT_TIMERS);
         if let Some(pw) = &s.password {
             let _ = writeln!(c, "  password \"{pw}\";");
         }
@@ -105,18 +219,12 @@ impl Bird {
     }
 
     fn reconfigure(&self) -> io::Result<()> {
-        std::fs::write(self.dir.path().join("bird.conf"), self.config())?;
-        let out = self.birdc(&["configure"])?;
-        if out.contains("Reconfigured") || out.contains("Reconfiguration in progress") {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!("birdc configure: {out}")))
-        }
+        self.proc.reconfigure(&self.config())
     }
 
     /// The BIRD log so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default()
+        self.proc.log()
     }
 }
 
@@ -126,21 +234,11 @@ impl BgpDaemon for Bird {
     }
 
     fn established(&self) -> bool {
-        self.birdc(&["show", "protocols", "peer"])
-            .map(|o| o.contains("Established"))
-            .unwrap_or(false)
+        self.proc.established("peer")
     }
 
     fn received(&self) -> Vec<String> {
-        let out = self
-            .birdc(&["show", "route", "protocol", "peer"])
-            .unwrap_or_default();
-        out.lines()
-            .filter(|l| !l.starts_with(char::is_whitespace))
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|t| t.contains('/'))
-            .map(str::to_string)
-            .collect()
+        self.proc.received("peer")
     }
 
     fn announce(&mut self, prefix: &str) -> io::Result<()> {
@@ -154,34 +252,11 @@ impl BgpDaemon for Bird {
     }
 
     fn stop(&mut self) {
-        kill_pidfile(&self.pidfile());
-        let _ = std::fs::remove_file(self.pidfile());
-        self.running = false;
+        self.proc.stop();
     }
 
     fn start(&mut self) -> io::Result<()> {
-        let conf = self.dir.path().join("bird.conf");
-        std::fs::write(&conf, self.config())?;
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "bird", "-c"])
-            .arg(&conf)
-            .arg("-s")
-            .arg(self.ctl())
-            .arg("-P")
-            .arg(self.pidfile())
-            .output()?;
-        check(out, "bird")?;
-        self.running = true;
-        wait_for("bird control socket", || {
-            self.birdc(&["show", "status"]).is_ok()
-        })
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        if self.running {
-            self.stop();
-        }
+        let config = self.config();
+        self.proc.launch(&config)
     }
 }

@@ -8,14 +8,12 @@
 //! own subnets and [`BirdRouterSpec::static_routes`] the others. Nothing is
 //! installed in the kernel (no `protocol kernel`).
 
-use super::{check, wait_for};
-use crate::process::kill_pidfile;
+use super::bird::SHORT_TIMERS;
+use super::BirdProcess;
 use crate::Netns;
 use std::fmt::Write as _;
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::Command;
 
 /// One BGP peer of a [`BirdRouter`]; its `name` is the BIRD protocol name.
 #[derive(Debug, Clone)]
@@ -76,10 +74,8 @@ pub struct BirdRoute {
 /// A running BIRD with many peers.
 #[derive(Debug)]
 pub struct BirdRouter {
-    ns: String,
+    proc: BirdProcess,
     spec: BirdRouterSpec,
-    dir: tempfile::TempDir,
-    running: bool,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -97,59 +93,24 @@ impl BirdRouter {
                 format!("peer name {:?}: BIRD protocol names are letters, digits and _, starting with a letter", p.name),
             ));
         }
-        let b = Self {
-            ns: ns.name().to_string(),
+        let mut b = Self {
+            proc: BirdProcess::new(ns)?,
             spec,
-            dir: tempfile::tempdir()?,
-            running: false,
         };
-        b.launch()
-    }
-
-    fn launch(mut self) -> io::Result<Self> {
-        let conf = self.dir.path().join("bird.conf");
-        std::fs::write(&conf, self.config())?;
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "bird", "-c"])
-            .arg(&conf)
-            .arg("-s")
-            .arg(self.ctl())
-            .arg("-P")
-            .arg(self.pidfile())
-            .output()?;
-        check(out, "bird")?;
-        self.running = true;
-        wait_for("bird control socket", || {
-            self.birdc(&["show", "status"]).is_ok()
-        })?;
-        Ok(self)
-    }
-
-    fn ctl(&self) -> PathBuf {
-        self.dir.path().join("bird.ctl")
-    }
-
-    fn pidfile(&self) -> PathBuf {
-        self.dir.path().join("bird.pid")
+        let config = b.config();
+        b.proc.launch(&config)?;
+        Ok(b)
     }
 
     /// `birdc -s CTL <args>` output.
     pub fn birdc(&self, args: &[&str]) -> io::Result<String> {
-        let out = Command::new("birdc")
-            .arg("-s")
-            .arg(self.ctl())
-            .args(args)
-            .output()?;
-        check(out, "birdc")
+        self.proc.birdc(args)
     }
 
     /// The config text BIRD runs with.
     pub fn config(&self) -> String {
         let s = &self.spec;
-        let mut c = String::new();
-        let _ = writeln!(c, "log \"{}/bird.log\" all;", self.dir.path().display());
-        let _ = writeln!(c, "router id {};", s.router_id);
-        c.push_str("protocol device { scan time 1; }\n");
+        let mut c = self.proc.config_head(s.router_id);
         c.push_str("protocol direct { ipv4; }\n");
         c.push_str("protocol static { ipv4;\n");
         for (prefix, gw) in &s.static_routes {
@@ -168,10 +129,7 @@ impl BirdRouter {
             s.hold_time,
             (s.hold_time / 3).max(1)
         );
-        // Short timers: BIRD's defaults (connect retry 120 s, error wait
-        // 60-300 s) would stall a test for minutes.
-        c.push_str("  connect delay time 1; connect retry time 1;\n");
-        c.push_str("  error wait time 1, 4; error forget time 10;\n");
+        c.push_str(SHORT_TIMERS);
         c.push_str("  multihop;\n");
         let _ = writeln!(c, "  ipv4 {{ import all; export {export}; }};");
         c.push_str("}\n");
@@ -191,9 +149,7 @@ impl BirdRouter {
 
     /// Is the session to peer `name` Established?
     pub fn established(&self, name: &str) -> bool {
-        self.birdc(&["show", "protocols", name])
-            .map(|o| o.contains("Established"))
-            .unwrap_or(false)
+        self.proc.established(name)
     }
 
     /// Peers whose session is not Established.
@@ -215,22 +171,12 @@ impl BirdRouter {
 
     /// The BIRD log so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default()
+        self.proc.log()
     }
 
     /// Stops BIRD (by the PID in its pidfile).
     pub fn stop(&mut self) {
-        kill_pidfile(&self.pidfile());
-        let _ = std::fs::remove_file(self.pidfile());
-        self.running = false;
-    }
-}
-
-impl Drop for BirdRouter {
-    fn drop(&mut self) {
-        if self.running {
-            self.stop();
-        }
+        self.proc.stop();
     }
 }
 
@@ -346,10 +292,8 @@ mod tests {
             hold_time: 9,
         };
         let b = BirdRouter {
-            ns: "x".into(),
+            proc: BirdProcess::in_ns_named("x").unwrap(),
             spec,
-            dir: tempfile::tempdir().unwrap(),
-            running: false,
         };
         let c = b.config();
         assert!(
