@@ -29,6 +29,9 @@ pub struct Lab {
     bin: PathBuf,
     /// The lab's name (prefix of its namespaces).
     pub name: String,
+    /// The global `--datastore` of every `tortiectl` call (`None`: the
+    /// lab's own SQLite file).
+    datastore: Option<String>,
 }
 
 /// One node of a lab (including `router` in bgp mode and `rrK`).
@@ -99,12 +102,22 @@ impl Lab {
         Self {
             bin: dir.join("tortiectl"),
             name,
+            datastore: None,
         }
     }
 
-    /// `tortiectl ARGS --name LAB` (for `lab ...` commands).
+    /// As [`Lab::new`], on `datastore` (`tortiectl --datastore URL lab ...`).
+    pub fn on_datastore(tag: &str, datastore: &str) -> Self {
+        let mut lab = Self::new(tag);
+        lab.datastore = Some(datastore.to_string());
+        lab
+    }
+
+    /// `tortiectl [--datastore URL] ARGS --name LAB` (for `lab ...` commands).
     pub fn ctl(&self, args: &[&str]) -> Output {
+        let ds = self.datastore.as_deref().map(|d| ["--datastore", d]);
         Command::new(&self.bin)
+            .args(ds.iter().flatten())
             .args(args)
             .args(["--name", &self.name])
             .env_remove("TORTIE_DATASTORE")
