@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Datastore benchmarks (docs/benchmarks.md, "Datastore"): write -> watcher
-# latency, listing 10,000 values, CAS updates from 8 processes; on SQLite and
+# latency, listing 10,000 values, CAS updates from 8 processes, the wake-ups
+# of an idle SQLite watch (5 s); on SQLite and
 # on a local etcd started here (killed by PID on exit).
 #   datastore/store/scripts/bench.sh [WATCH_WRITES] [LIST_N] [CAS_PROCS] [CAS_EACH]
 set -euo pipefail
@@ -29,6 +30,7 @@ echo "== sqlite ($(date -u +%FT%TZ), $(nproc) cores)"
 "$B" watch "sqlite://$tmp/watch.db" "$WATCH_N"
 "$B" list "sqlite://$tmp/list.db" "$LIST_N"
 "$B" cas "sqlite://$tmp/cas.db" "$PROCS" "$EACH"
+"$B" idle-watch "sqlite://$tmp/idle.db" 5
 
 echo "== etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$ETCD_PORT"
 etcd --name bench --data-dir "$tmp/etcd" \

@@ -6,6 +6,7 @@
 //! tortie-store-bench cas URL PROCS N           # PROCS cas-workers at once; prints updates/s
 //! tortie-store-bench watch URL N               # write -> watcher-sees-it latency p50/p99 over N writes
 //! tortie-store-bench list URL N                # create N resources, time listing them
+//! tortie-store-bench idle-watch URL SECS        # hold one idle watch; print this process's context switches/s
 //! ```
 
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use tortie_datastore::{open, OpenOptions, Store, StoreError};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: tortie-store-bench cas-worker URL KEY N | cas URL PROCS N | watch URL N | list URL N"
+        "usage: tortie-store-bench cas-worker URL KEY N | cas URL PROCS N | watch URL N | list URL N | idle-watch URL SECS"
     );
     ExitCode::from(2)
 }
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         ["cas", url, procs, n] => cas_many(url, parse(procs), parse(n)),
         ["watch", url, n] => rt.block_on(watch_latency(url, parse(n))),
         ["list", url, n] => rt.block_on(list_bench(url, parse(n))),
+        ["idle-watch", url, secs] => rt.block_on(idle_watch(url, parse(secs))),
         _ => return usage(),
     };
     match result {
@@ -192,6 +194,51 @@ async fn list_bench(url: &str, n: usize) -> Result<(), StoreError> {
         "list: {n} values written in {:.2} s; list median {:.1} ms (5 runs)",
         write.as_secs_f64(),
         percentile(&times, 0.5).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// Sum of the voluntary and involuntary context switches of every thread of
+/// this process (`/proc/self/task/*/status`): each is one wake-up.
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Holds one watch on a prefix nobody writes for `secs` seconds and prints
+/// the context switches per second of this process meanwhile (the cost of an
+/// idle watch; the runtime itself sleeps).
+async fn idle_watch(url: &str, secs: usize) -> Result<(), StoreError> {
+    let s = store(url).await?;
+    let prefix = format!("/bench/idle/{}/", std::process::id());
+    let mut w = s.watch(&prefix, 0).await?;
+    // Let the watch settle after its start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = context_switches();
+    let t = Instant::now();
+    let secs = secs.max(1);
+    if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(secs as u64), w.next()).await {
+        return Err(StoreError::Unavailable(format!(
+            "idle watch got an event: {ev:?}"
+        )));
+    }
+    let switches = context_switches() - before;
+    println!(
+        "idle-watch: {switches} context switches in {:.1} s = {:.1}/s (whole process, one idle watch)",
+        t.elapsed().as_secs_f64(),
+        switches as f64 / t.elapsed().as_secs_f64()
     );
     Ok(())
 }

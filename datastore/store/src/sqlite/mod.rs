@@ -1,7 +1,9 @@
 //! The SQLite backend (`sqlite:///path`): one database file shared by every
 //! tortie process on a machine (WAL mode, busy retries), a change log for
-//! watches, polled through `PRAGMA data_version`.
+//! watches, checked through `PRAGMA data_version` when inotify reports a
+//! write to the database's files (and on a slow safety poll).
 
+mod notify;
 mod ops;
 mod watch;
 
@@ -21,8 +23,13 @@ pub struct SqliteOptions {
     /// Revisions of change history kept for watches (auto-compaction every
     /// 1,000 revisions); 0 keeps everything.
     pub history: Revision,
-    /// How often a watch checks the database for commits.
+    /// How often a watch checks the database for commits while it is
+    /// "hot" (shortly after an inotify event or a change it delivered), and
+    /// always when inotify cannot be used.
     pub poll_interval: std::time::Duration,
+    /// How often an idle watch checks anyway (the safety poll: correctness
+    /// never depends on an inotify event arriving).
+    pub idle_poll_interval: std::time::Duration,
 }
 
 impl Default for SqliteOptions {
@@ -30,6 +37,7 @@ impl Default for SqliteOptions {
         Self {
             history: 10_000,
             poll_interval: std::time::Duration::from_millis(1),
+            idle_poll_interval: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -62,6 +70,12 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this store's watches wake on inotify events (`Ok`) or fall
+    /// back to polling every `poll_interval` (`Err` says why).
+    pub fn watch_wakeups(&self) -> std::result::Result<(), String> {
+        notify::subscribe(&self.path).map(drop)
     }
 
     /// Runs `f` on the shared connection on tokio's blocking pool (SQLite
@@ -144,13 +158,16 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<WatchStream>> {
         let path = self.path.clone();
         let prefix = prefix.to_string();
-        let interval = self.options.poll_interval;
+        let polls = watch::Polls {
+            hot: self.options.poll_interval,
+            idle: self.options.idle_poll_interval,
+        };
         async move {
-            tokio::task::spawn_blocking(move || {
-                watch::start(&path, prefix, from_revision, interval)
-            })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("sqlite watch failed to start: {e}")))?
+            tokio::task::spawn_blocking(move || watch::start(&path, prefix, from_revision, polls))
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("sqlite watch failed to start: {e}"))
+                })?
         }
         .boxed()
     }

@@ -1,18 +1,40 @@
 //! SQLite watches: a thread per watch with its own connection checks
-//! `PRAGMA data_version` every poll interval (a few microseconds when nothing
-//! changed) and reads the change log only when another connection committed.
+//! `PRAGMA data_version` (a few microseconds when nothing changed) and reads
+//! the change log only when another connection committed.
+//!
+//! When to check: an idle watch sleeps until inotify reports a write to the
+//! database's files (`notify`), or the safety poll (`idle_poll_interval`,
+//! 100 ms) expires. After an event or a delivered change the watch is "hot"
+//! for [`HOT_WINDOW`] and checks every `poll_interval` (1 ms): the WAL write
+//! that wakes it can precede the commit becoming visible in the WAL index.
+//! Without inotify it checks every `poll_interval` always.
+//!
+//! Must not: depend on inotify for correctness (events can be lost or early).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::ops;
+use super::{notify, ops};
 use crate::error::Result;
 use crate::store::{Revision, WatchEvent, WatchStream};
 
 /// Events buffered between the polling thread and the consumer.
 const CHANNEL_DEPTH: usize = 1024;
+
+/// How long a watch keeps checking every `poll_interval` after an inotify
+/// event or a delivered change.
+const HOT_WINDOW: Duration = Duration::from_millis(20);
+
+/// The watch's check intervals ([`super::SqliteOptions`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Polls {
+    /// While hot, and always without inotify.
+    pub(super) hot: Duration,
+    /// The safety poll of an idle watch.
+    pub(super) idle: Duration,
+}
 
 /// Opens the watch's connection, checks the start revision against the kept
 /// history (failing with `Compacted` here), and starts the polling thread.
@@ -20,8 +42,16 @@ pub(super) fn start(
     path: &Path,
     prefix: String,
     from_revision: Revision,
-    interval: Duration,
+    polls: Polls,
 ) -> Result<WatchStream> {
+    // Subscribe before reading the version, so no commit falls in between.
+    let wake = match notify::subscribe(path) {
+        Ok(sub) => Some(sub),
+        Err(why) => {
+            tracing::warn!(db = %path.display(), %why, "no inotify for this sqlite watch; polling every {:?}", polls.hot);
+            None
+        }
+    };
     let mut conn = ops::connect(path)?;
     let from = if from_revision <= 0 {
         ops::revision(&conn)? + 1
@@ -37,7 +67,8 @@ pub(super) fn start(
         conn,
         prefix,
         next: from,
-        interval,
+        polls,
+        wake,
         tx,
     };
     std::thread::Builder::new()
@@ -53,20 +84,25 @@ struct Poller {
     conn: rusqlite::Connection,
     prefix: String,
     next: Revision,
-    interval: Duration,
+    polls: Polls,
+    /// `None` when inotify could not be set up: poll every `polls.hot`.
+    wake: Option<notify::Subscription>,
     tx: mpsc::Sender<Result<WatchEvent>>,
 }
 
 impl Poller {
-    /// Delivers `first`, then polls until the consumer goes away or an error
-    /// (sent as the last item) ends the watch.
+    /// Delivers `first`, then checks for commits until the consumer goes
+    /// away or an error (sent as the last item) ends the watch.
     fn run(mut self, version: i64, first: ops::ChangeBatch) {
         let mut version = Some(version);
         if !self.deliver(first) {
             return;
         }
+        let mut hot_until = Instant::now() + HOT_WINDOW;
         loop {
-            std::thread::sleep(self.interval);
+            if self.sleep(hot_until) {
+                hot_until = Instant::now() + HOT_WINDOW;
+            }
             if self.tx.is_closed() {
                 return;
             }
@@ -81,6 +117,7 @@ impl Poller {
                 continue;
             }
             version = now;
+            hot_until = Instant::now() + HOT_WINDOW;
             match ops::changes_since(&mut self.conn, &self.prefix, self.next) {
                 Ok(batch) => {
                     if !self.deliver(batch) {
@@ -92,6 +129,24 @@ impl Poller {
                     let _ = self.tx.blocking_send(Err(e));
                     return;
                 }
+            }
+        }
+    }
+
+    /// Waits for the next check: `polls.hot` while before `hot_until` or
+    /// without inotify, else until an event or the safety poll. True when
+    /// an inotify event woke it.
+    fn sleep(&mut self, hot_until: Instant) -> bool {
+        let timeout = if Instant::now() < hot_until {
+            self.polls.hot
+        } else {
+            self.polls.idle
+        };
+        match &mut self.wake {
+            Some(sub) => sub.wait(timeout),
+            None => {
+                std::thread::sleep(self.polls.hot);
+                false
             }
         }
     }
