@@ -8,7 +8,7 @@
 //! path is never sent back to the peer it came from; the few members that
 //! are the source of a changed path get a batch of their own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use tortie_bgp_wire::{Family, Nlri, PathAttributes, Prefix};
 use crate::export::{Export, Exporter, GroupKey};
 use crate::output::{Announcement, UpdateBatch};
 use crate::rib::Rib;
-use crate::table::{family_of, Dest};
+use crate::table::{family_of, Dest, FastMap};
 
 /// What one group was sent for a prefix, and what it must be sent now.
 pub(crate) struct Change {
@@ -30,7 +30,8 @@ pub(crate) struct Change {
 pub(crate) struct BatchBuilder {
     withdraw: Vec<Nlri>,
     announce: Vec<Announcement>,
-    index: HashMap<usize, usize>,
+    /// Attribute pointer → position in `announce`, looked up per NLRI.
+    index: FastMap<usize, usize>,
 }
 
 impl BatchBuilder {

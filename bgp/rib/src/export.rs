@@ -6,7 +6,7 @@
 //! communities, RFC 4271 §5.1 attribute handling, RFC 7911 path ids, and
 //! Calico's export filter ([`crate::PolicyConfig::exportable`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use tortie_bgp_wire::{
 
 use crate::config::{NextHopMode, PeerInfo, PeerRole};
 use crate::rib::{ptr_of, Rib};
-use crate::table::{Dest, Path};
+use crate::table::{Dest, FastMap, Path};
 
 /// One path as a group is sent it.
 #[derive(Clone, Debug)]
@@ -81,7 +81,8 @@ fn may_send(src: Option<PeerRole>, dst: PeerRole, reflector: bool) -> bool {
 pub(crate) struct Exporter<'a> {
     rib: &'a Rib,
     key: &'a GroupKey,
-    cache: HashMap<(usize, u16, u32), Option<Arc<PathAttributes>>>,
+    /// Keyed per exported path (twice per changed prefix): foldhash, not SipHash.
+    cache: FastMap<(usize, u16, u32), Option<Arc<PathAttributes>>>,
     interned: HashSet<Arc<PathAttributes>>,
 }
 
@@ -90,7 +91,7 @@ impl<'a> Exporter<'a> {
         Exporter {
             rib,
             key,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
             interned: HashSet::new(),
         }
     }

@@ -133,7 +133,14 @@ impl Rib {
         if let Some(family) = msg.end_of_rib_family() {
             return self.end_of_rib(peer, family, now);
         }
-        let mut changes = Changes::default();
+        let reach = msg.attributes.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
+        let unreach_n = msg
+            .attributes
+            .mp_unreach
+            .as_ref()
+            .map_or(0, |u| u.withdrawn.len());
+        let mut changes =
+            Changes::with_capacity(msg.withdrawn.len() + msg.nlri.len() + reach + unreach_n);
         let mut events = Vec::new();
         let unreach = msg.attributes.mp_unreach.iter().flat_map(|u| &u.withdrawn);
         for n in msg.withdrawn.iter().chain(unreach) {

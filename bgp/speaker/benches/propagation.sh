@@ -8,7 +8,9 @@
 #
 # Clock: from the sender's session to the DUT reaching Established until the
 # receiver holds all routes (counted every 20 ms). Also prints the DUT's RSS
-# once every route is through (minus its RSS before the sender came up).
+# once every route is through (minus its RSS before the sender came up), and
+# the CPU time (utime + stime, 10 ms ticks) the DUT and the receiver used
+# while the clock ran: on a loaded machine the time spreads widely, CPU less.
 # Needs root, bird2; builds speakerd in release (CARGO_TARGET_DIR honoured).
 set -euo pipefail
 ROUTES=${1:-100000}
@@ -77,6 +79,7 @@ bird_start() { # ns conf ctl -> pid
 }
 established() { birdc -s "$1" show protocols "$2" 2>/dev/null | grep -q Established; }
 count() { birdc -s "$1" show route count 2>/dev/null | awk '/routes for/ { print $1; exit }'; }
+cpu_ms() { awk '{ print ($14 + $15) * 10 }' "/proc/$1/stat"; } # 100 Hz ticks
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 wait_for() { # deadline-seconds command...
     local end=$(( $(date +%s) + $1 )); shift
@@ -95,7 +98,7 @@ full() {
 
 run() { # dut kind
     rm -f "$W"/*.ctl
-    local dut rcv snd t0 t1 rss0 rss1
+    local dut rcv snd t0 t1 rss0 rss1 c0 c1 r0 r1
     if [ "$1" = tortie ]; then
         ip netns exec "${P}d" env RUST_LOG=warn "$SPEAKERD" "$W/dut-tortie.json" >"$W/speakerd.log" 2>&1 &
         dut=$!
@@ -109,15 +112,16 @@ run() { # dut kind
     snd=$(bird_start "${P}s" "$W/sender.conf" "$W/s.ctl")
     PIDS+=("$snd")
     wait_for 60 established "$W/s.ctl" dut
-    t0=$(now)
+    t0=$(now); c0=$(cpu_ms "$dut"); r0=$(cpu_ms "$rcv")
     wait_for 120 full
-    t1=$(now)
+    t1=$(now); c1=$(cpu_ms "$dut"); r1=$(cpu_ms "$rcv")
     rss1=$(rss_kb "$dut")
     kill -9 "$snd" "$rcv" "$dut" 2>/dev/null || true
     wait "$snd" "$rcv" "$dut" 2>/dev/null || true
     local secs; secs=$(echo "$t1 - $t0" | bc -l)
     local bpr; bpr=$(echo "($rss1 - $rss0) * 1024 / $ROUTES" | bc)
-    printf '%-6s %8d routes  %6.3f s  RSS +%d kB (%d B/route)\n' "$1" "$ROUTES" "$secs" "$((rss1 - rss0))" "$bpr"
+    printf '%-6s %8d routes  %6.3f s  RSS +%d kB (%d B/route)  CPU DUT %d ms, receiver %d ms\n' \
+        "$1" "$ROUTES" "$secs" "$((rss1 - rss0))" "$bpr" "$((c1 - c0))" "$((r1 - r0))"
     echo "$1 $secs $bpr" >> "$W/results"
 }
 
