@@ -3,7 +3,7 @@
 //! found by `--ip-autodetect`, they form the node-to-node mesh, and a block
 //! IPAM gives one node shows up in the other's RIB with that node as next hop.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,27 +37,65 @@ fn status(sock: &Path) -> Option<NodeStatus> {
     }
 }
 
+/// Two agents, `na` in namespace `a` (10.NET.0.1) and `nb` in `b`
+/// (10.NET.0.2), joined by a veth, on one SQLite file holding the IPPool
+/// 10.240.0.0/16. Fields drop in order: agents, store, files, namespaces.
+struct Pair {
+    _na: ChildGuard,
+    _nb: ChildGuard,
+    store: BlockingStore,
+    db: String,
+    sa: PathBuf,
+    sb: PathBuf,
+    _dir: tempfile::TempDir,
+    _a: Netns,
+    b: Netns,
+}
+
+impl Pair {
+    fn start(tag: &str, net: u8) -> Self {
+        let p = unique_prefix(tag);
+        let a = Netns::create(&format!("{p}a")).unwrap();
+        let b = Netns::create(&format!("{p}b")).unwrap();
+        a.veth_to(
+            "eth0",
+            &format!("10.{net}.0.1/24"),
+            &b,
+            "eth0",
+            &format!("10.{net}.0.2/24"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = BlockingStore::open(&db, &OpenOptions::default()).unwrap();
+        apply(&store, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.240.0.0/16\n");
+        let (sa, sb) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+        Self {
+            _na: start(&a, "na", &db, &sa),
+            _nb: start(&b, "nb", &db, &sb),
+            store,
+            db,
+            sa,
+            sb,
+            _dir: dir,
+            _a: a,
+            b,
+        }
+    }
+}
+
+fn apply(store: &BlockingStore, yaml: &str) {
+    let r = tortie_model::parse_manifest(yaml).unwrap();
+    store
+        .block_on(typed::apply(store.store().as_ref(), r))
+        .unwrap();
+}
+
 #[test]
 #[ignore = "root: network namespaces and tortie-node processes"]
 fn two_nodes_register_mesh_and_learn_each_others_blocks() {
-    let p = unique_prefix("agent");
-    let a = Netns::create(&format!("{p}a")).unwrap();
-    let b = Netns::create(&format!("{p}b")).unwrap();
-    a.veth_to("eth0", "10.77.0.1/24", &b, "eth0", "10.77.0.2/24")
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = BlockingStore::open(&db, &OpenOptions::default()).unwrap();
-    let pool = tortie_model::parse_manifest(
-        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.240.0.0/16\n",
-    )
-    .unwrap();
-    store
-        .block_on(typed::apply(store.store().as_ref(), pool))
-        .unwrap();
-    let (sa, sb) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
-    let _na = start(&a, "na", &db, &sa);
-    let _nb = start(&b, "nb", &db, &sb);
+    let pair = Pair::start("agent", 77);
+    let (sa, sb, db, store) = (pair.sa.as_path(), pair.sb.as_path(), &pair.db, &pair.store);
 
     let established = |s: &Path| {
         status(s).is_some_and(|st| {
@@ -70,7 +108,7 @@ fn two_nodes_register_mesh_and_learn_each_others_blocks() {
         "the mesh session",
         Duration::from_secs(30),
         Duration::from_millis(100),
-        || established(&sa) && established(&sb),
+        || established(sa) && established(sb),
     )
     .unwrap();
     let nodes = store
@@ -85,13 +123,15 @@ fn two_nodes_register_mesh_and_learn_each_others_blocks() {
         .collect();
     assert_eq!(ips, ["10.77.0.1/24", "10.77.0.2/24"]);
 
-    let ipam = Ipam::new(DatastoreIpamStore::new(store));
+    let ipam = Ipam::new(DatastoreIpamStore::new(
+        BlockingStore::open(db, &OpenOptions::default()).unwrap(),
+    ));
     let pools = ipam.store().pool_views("na").unwrap();
     let got = ipam
         .auto_assign(&AssignRequest::v4("test-handle", "na", 1), &pools)
         .unwrap();
     let ip = got.v4[0];
-    let learned = || match query(&sb, &Request::Rib { afi: None }) {
+    let learned = || match query(sb, &Request::Rib { afi: None }) {
         Ok(Response::Rib(r)) => r.iter().any(|e| {
             let net: ipnet::IpNet = e.prefix.parse().unwrap();
             net.contains(&ip)
@@ -112,7 +152,7 @@ fn two_nodes_register_mesh_and_learn_each_others_blocks() {
         .args([
             "netns",
             "exec",
-            b.name(),
+            pair.b.name(),
             "curl",
             "-s",
             "-o",
@@ -132,24 +172,9 @@ fn two_nodes_register_mesh_and_learn_each_others_blocks() {
 #[test]
 #[ignore = "root: network namespaces and tortie-node processes"]
 fn a_new_as_number_restarts_the_speakers_and_sessions_come_back_with_it() {
-    let p = unique_prefix("asn");
-    let a = Netns::create(&format!("{p}a")).unwrap();
-    let b = Netns::create(&format!("{p}b")).unwrap();
-    a.veth_to("eth0", "10.79.0.1/24", &b, "eth0", "10.79.0.2/24")
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = BlockingStore::open(&db, &OpenOptions::default()).unwrap();
-    let apply = |yaml: &str| {
-        let r = tortie_model::parse_manifest(yaml).unwrap();
-        store
-            .block_on(typed::apply(store.store().as_ref(), r))
-            .unwrap();
-    };
-    apply("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.240.0.0/16\n");
-    let (sa, sb) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
-    let _na = start(&a, "na", &db, &sa);
-    let _nb = start(&b, "nb", &db, &sb);
+    let pair = Pair::start("asn", 79);
+    let (sa, sb, db) = (pair.sa.as_path(), pair.sb.as_path(), pair.db.as_str());
+    let apply = |yaml: &str| apply(&pair.store, yaml);
     let up_with = |s: &Path, asn: u32| {
         status(s).is_some_and(|st| {
             st.asn == asn
@@ -162,18 +187,18 @@ fn a_new_as_number_restarts_the_speakers_and_sessions_come_back_with_it() {
         "the mesh session with AS 64512",
         Duration::from_secs(30),
         Duration::from_millis(100),
-        || up_with(&sa, 64512) && up_with(&sb, 64512),
+        || up_with(sa, 64512) && up_with(sb, 64512),
     )
     .unwrap();
     let ipam = Ipam::new(DatastoreIpamStore::new(
-        BlockingStore::open(&db, &OpenOptions::default()).unwrap(),
+        BlockingStore::open(db, &OpenOptions::default()).unwrap(),
     ));
     let pools = ipam.store().pool_views("na").unwrap();
     let ip = ipam
         .auto_assign(&AssignRequest::v4("h", "na", 1), &pools)
         .unwrap()
         .v4[0];
-    let learned = || match query(&sb, &Request::Rib { afi: None }) {
+    let learned = || match query(sb, &Request::Rib { afi: None }) {
         Ok(Response::Rib(r)) => r.iter().any(|e| {
             let net: ipnet::IpNet = e.prefix.parse().unwrap();
             net.contains(&ip) && e.paths.iter().any(|p| p.as_path.is_empty())
@@ -193,15 +218,10 @@ fn a_new_as_number_restarts_the_speakers_and_sessions_come_back_with_it() {
         "the mesh session again, with AS 65010 on both ends",
         Duration::from_secs(60),
         Duration::from_millis(100),
-        || up_with(&sa, 65010) && up_with(&sb, 65010) && learned(),
+        || up_with(sa, 65010) && up_with(sb, 65010) && learned(),
     );
-    assert!(
-        r.is_ok(),
-        "{r:?}: na {:?}, nb {:?}",
-        status(&sa),
-        status(&sb)
-    );
+    assert!(r.is_ok(), "{r:?}: na {:?}, nb {:?}", status(sa), status(sb));
     // The peer's AS comes from its OPEN: 65010 means a new session.
-    let st = status(&sa).unwrap();
+    let st = status(sa).unwrap();
     assert_eq!(st.peers[0].peer_type, "node-to-node mesh");
 }
