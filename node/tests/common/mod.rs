@@ -10,7 +10,6 @@
 #![allow(dead_code)] // each test file uses a part
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -135,22 +134,11 @@ impl Lab {
     /// `tortiectl --datastore <the lab's> ARGS` with `stdin`, which must succeed.
     pub fn tortiectl(&self, args: &[&str], stdin: &str) -> String {
         let ds = self.status()["datastore"].as_str().unwrap().to_string();
-        let mut child = Command::new(&self.bin)
-            .args(["--datastore", &ds])
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["--datastore", &ds])
             .args(args)
-            .env_remove("TORTIE_DATASTORE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            .env_remove("TORTIE_DATASTORE");
+        let out = tortie_testkit::process::output_with_stdin(&mut cmd, stdin).unwrap();
         assert!(out.status.success(), "tortiectl {args:?}: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

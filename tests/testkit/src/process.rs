@@ -83,3 +83,18 @@ pub fn kill_pidfile(pidfile: &std::path::Path) {
         }
     }
 }
+
+/// Runs `cmd` to its end with `stdin` as its standard input, capturing
+/// stdout and stderr (what a runtime or a user piping a manifest does).
+pub fn output_with_stdin(cmd: &mut Command, stdin: &str) -> std::io::Result<std::process::Output> {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    child.wait_with_output()
+}
