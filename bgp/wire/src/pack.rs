@@ -108,13 +108,7 @@ fn announce(
         room: room(max, fixed)?,
         fixed,
     };
-    let mut rest = nlri;
-    let mut count = 0;
-    while !rest.is_empty() {
-        let (n, size) = fitting(rest, field)?;
-        let (chunk, tail) = rest.split_at(n);
-        out.reserve(fixed + size);
-        let start = begin(out, msg_type::UPDATE);
+    each_update(nlri, field, max, out, |chunk, size, out| {
         out.extend_from_slice(&[0, 0]);
         let attr_start = out.len();
         out.extend_from_slice(&[0, 0]);
@@ -122,14 +116,36 @@ fn announce(
             Some(reach) => {
                 attr::encode_mp_reach(reach, chunk, ctx, out)?;
                 out.extend_from_slice(&common);
-                patch_len(out, attr_start, "total path attribute length")?;
+                patch_len(out, attr_start, "total path attribute length")
             }
             None => {
                 out.extend_from_slice(&common);
                 patch_len(out, attr_start, "total path attribute length")?;
                 nlri::encode_entries(chunk, size, out);
+                Ok(())
             }
         }
+    })
+}
+
+/// Splits `nlri` into as many UPDATEs as `field` allows and appends each to
+/// `out`: the header, then `body` with the chunk and its encoded NLRI size,
+/// then the length check; returns how many UPDATEs were written.
+fn each_update(
+    nlri: &[Nlri],
+    field: Field,
+    max: usize,
+    out: &mut Vec<u8>,
+    mut body: impl FnMut(&[Nlri], usize, &mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<usize, EncodeError> {
+    let mut rest = nlri;
+    let mut count = 0;
+    while !rest.is_empty() {
+        let (n, size) = fitting(rest, field)?;
+        let (chunk, tail) = rest.split_at(n);
+        out.reserve(field.fixed + size);
+        let start = begin(out, msg_type::UPDATE);
+        body(chunk, size, out)?;
         finish(out, start, max)?;
         count += 1;
         rest = tail;
@@ -166,31 +182,22 @@ fn withdraw(
         room: room(max, fixed)?,
         fixed,
     };
-    let mut rest = nlri;
-    let mut count = 0;
-    while !rest.is_empty() {
-        let (n, size) = fitting(rest, field)?;
-        let (chunk, tail) = rest.split_at(n);
-        out.reserve(fixed + size);
-        let start = begin(out, msg_type::UPDATE);
+    each_update(nlri, field, max, out, |chunk, size, out| {
         if v4 {
             let wd = out.len();
             out.extend_from_slice(&[0, 0]);
             nlri::encode_entries(chunk, size, out);
             patch_len(out, wd, "withdrawn routes length")?;
             out.extend_from_slice(&[0, 0]);
+            Ok(())
         } else {
             out.extend_from_slice(&[0, 0]);
             let attr_start = out.len();
             out.extend_from_slice(&[0, 0]);
             attr::encode_mp_unreach(family, chunk, ctx, out)?;
-            patch_len(out, attr_start, "total path attribute length")?;
+            patch_len(out, attr_start, "total path attribute length")
         }
-        finish(out, start, max)?;
-        count += 1;
-        rest = tail;
-    }
-    Ok(count)
+    })
 }
 
 #[cfg(test)]
