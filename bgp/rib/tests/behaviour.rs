@@ -233,15 +233,20 @@ fn stale_routes_go_at_once_when_the_returning_peer_did_not_preserve_forwarding()
     assert_eq!(out.next_deadline, None);
 }
 
-#[test]
-fn own_restart_ends_as_soon_as_every_expected_peer_sent_end_of_rib() {
+/// A RIB in its own restart (RFC 4724 §4.1) expecting peer 10.0.0.2.
+fn restarting_rib(selection_deferral_s: u64, peer_wait_s: u64) -> Rib {
     let mut cfg = rib().config().clone();
     cfg.restart = Some(RestartConfig {
         expected_peers: vec![ip("10.0.0.2")],
-        selection_deferral: Duration::from_secs(120),
-        peer_wait: Duration::from_secs(60),
+        selection_deferral: Duration::from_secs(selection_deferral_s),
+        peer_wait: Duration::from_secs(peer_wait_s),
     });
-    let mut r = Rib::new(cfg, T0);
+    Rib::new(cfg, T0)
+}
+
+#[test]
+fn own_restart_ends_as_soon_as_every_expected_peer_sent_end_of_rib() {
+    let mut r = restarting_rib(120, 60);
     assert!(r.is_restarting());
     let mut p = mesh_peer("10.0.0.2");
     p.graceful_restart = Some(gr_cap(120, true));
@@ -273,13 +278,7 @@ fn own_restart_ends_as_soon_as_every_expected_peer_sent_end_of_rib() {
 
 #[test]
 fn own_restart_does_not_wait_for_a_peer_without_graceful_restart() {
-    let mut cfg = rib().config().clone();
-    cfg.restart = Some(RestartConfig {
-        expected_peers: vec![ip("10.0.0.2")],
-        selection_deferral: Duration::from_secs(120),
-        peer_wait: Duration::from_secs(60),
-    });
-    let mut r = Rib::new(cfg, T0);
+    let mut r = restarting_rib(120, 60);
     // RFC 4724 §4.1: no capability, so no End-of-RIB to wait for.
     let out = r.peer_up(mesh_peer("10.0.0.2"), T0).unwrap();
     assert_eq!(out.events, vec![RibEvent::RestartComplete]);
@@ -287,13 +286,7 @@ fn own_restart_does_not_wait_for_a_peer_without_graceful_restart() {
 
 #[test]
 fn own_restart_never_waits_longer_than_the_selection_deferral_timer() {
-    let mut cfg = rib().config().clone();
-    cfg.restart = Some(RestartConfig {
-        expected_peers: vec![ip("10.0.0.2")],
-        selection_deferral: Duration::from_secs(30),
-        peer_wait: Duration::from_secs(300),
-    });
-    let mut r = Rib::new(cfg, T0);
+    let mut r = restarting_rib(30, 300);
     let mut p = mesh_peer("10.0.0.2");
     p.graceful_restart = Some(gr_cap(120, true));
     r.peer_up(p, T0).unwrap();
