@@ -79,15 +79,7 @@ fn tortie_reflects_routes_between_bird_frr_and_gobgp_clients() {
     let d: Vec<Arc<dyn BgpDaemon + Sync>> = vec![bird.clone(), frr.clone(), gobgp.clone()];
     let (frr2, gobgp2) = (frr.clone(), gobgp.clone());
     run_in_netns(&lab.hub.path(), move || async move {
-        let (h, _rx) = Speaker::start_with_options(
-            dut_config(),
-            rr_options(),
-            Some(
-                tokio::net::TcpListener::bind("10.77.0.1:17901")
-                    .await
-                    .unwrap(),
-            ),
-        );
+        let (h, _rx) = Speaker::start_with(dut_config(), rr_options()).unwrap();
         for i in 0..3 {
             h.add_peer(client_peer(i)).await.unwrap();
         }
@@ -242,15 +234,7 @@ fn routes_of_a_killed_bird_stay_stale_until_its_restart_time_then_go() {
     let mut bird = RawBird::start(&lab.clients[0], &gr_bird_config());
     let ns = lab.hub.path();
     run_in_netns(&ns, move || async move {
-        let (h, _rx) = Speaker::start_with_options(
-            dut_config(),
-            SpeakerOptions::default(),
-            Some(
-                tokio::net::TcpListener::bind("10.77.0.1:17901")
-                    .await
-                    .unwrap(),
-            ),
-        );
+        let (h, _rx) = Speaker::start_with(dut_config(), SpeakerOptions::default()).unwrap();
         let fib = track_fib(h.subscribe_fib().await.unwrap());
         let mut p = client_peer(0);
         p.route_reflector_client = false;
@@ -314,15 +298,7 @@ fn two_equal_paths_reach_an_add_path_client_through_tortie_rr() {
     let rx = Arc::new(RawBird::start(&lab.clients[2], &add_path_bird_config()));
     let rx2 = rx.clone();
     run_in_netns(&lab.hub.path(), move || async move {
-        let (h, _ev) = Speaker::start_with_options(
-            dut_config(),
-            rr_options(),
-            Some(
-                tokio::net::TcpListener::bind("10.77.0.1:17901")
-                    .await
-                    .unwrap(),
-            ),
-        );
+        let (h, _ev) = Speaker::start_with(dut_config(), rr_options()).unwrap();
         for i in 0..3 {
             let mut p = client_peer(i);
             if i == 2 {
