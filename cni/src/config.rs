@@ -213,21 +213,7 @@ impl NetConf {
 
 impl IpamConf {
     fn from_raw(raw: RawIpam) -> Result<Self, CniError> {
-        if raw.ipam_type.is_empty() {
-            return Err(CniError::config(
-                "ipam.type",
-                "missing (e.g. \"tortie-ipam\" or \"host-local\")",
-            ));
-        }
-        if raw.ipam_type.contains('/') {
-            return Err(CniError::config(
-                "ipam.type",
-                format!(
-                    "{:?} must be a plugin name found in CNI_PATH, not a path",
-                    raw.ipam_type
-                ),
-            ));
-        }
+        crate::delegate::check_plugin_name(&raw.ipam_type)?;
         let ipam = Self {
             ipam_type: raw.ipam_type,
             assign_ipv4: parse_bool("ipam.assign_ipv4", raw.assign_ipv4, true)?,

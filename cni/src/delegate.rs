@@ -12,8 +12,25 @@ use crate::env::Command;
 use crate::error::CniError;
 use crate::result::CniResult;
 
-/// Finds `plugin` in the CNI_PATH directories (first match wins).
+/// Checks a plugin name as the reference library (libcni's
+/// `invoke.FindInPath`) does before joining it to a CNI_PATH directory: not
+/// empty, no path separator. `.`, `..` and NUL are refused too (libcni
+/// finds no regular file by those names either).
+pub fn check_plugin_name(plugin: &str) -> Result<(), CniError> {
+    let why = if plugin.is_empty() {
+        "missing (e.g. \"tortie-ipam\" or \"host-local\")".to_string()
+    } else if plugin.contains('/') || plugin == "." || plugin == ".." || plugin.contains('\0') {
+        format!("{plugin:?} must be a plugin name found in CNI_PATH, not a path")
+    } else {
+        return Ok(());
+    };
+    Err(CniError::config("ipam.type", why))
+}
+
+/// Finds `plugin` in the CNI_PATH directories: the first regular file of
+/// that name (symbolic links followed), as libcni's `FindInPath`.
 pub fn find_plugin(plugin: &str, path: &[PathBuf]) -> Result<PathBuf, CniError> {
+    check_plugin_name(plugin)?;
     path.iter()
         .map(|dir| dir.join(plugin))
         .find(|p| p.is_file())
@@ -103,6 +120,29 @@ mod tests {
         let e = find_plugin("no-such-ipam", &["/nonexistent".into()]).unwrap_err();
         assert_eq!(e.code(), 7);
         assert!(e.to_string().contains("no-such-ipam"), "{e}");
+    }
+
+    #[test]
+    fn plugin_names_that_are_paths_are_refused_before_any_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("bin");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(dir.path().join("evil"), "#!/bin/sh\n").unwrap();
+        let path = [inner];
+        for name in ["", "/bin/true", "../evil", "..", ".", "a/b", "x\0y"] {
+            let e = find_plugin(name, &path).unwrap_err();
+            assert_eq!(e.code(), 7, "{name:?}: {e}");
+            assert!(e.to_string().contains("ipam.type"), "{e}");
+        }
+        assert!(check_plugin_name("host-local").is_ok());
+    }
+
+    #[test]
+    fn a_directory_is_not_a_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("host-local")).unwrap();
+        let e = find_plugin("host-local", &[dir.path().to_path_buf()]).unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tortie_model::{Kind, ObjectMeta, Resource, WorkloadEndpoint, WorkloadEndpoin
 use crate::config::NetConf;
 use crate::env::CniEnv;
 use crate::error::CniError;
+use crate::identity::{self, EndpointId};
 use crate::naming::POD_GATEWAY_V4;
 use crate::result::CniResult;
 
@@ -22,40 +23,33 @@ pub fn node_name(conf: &NetConf) -> String {
     })
 }
 
-/// Calico's endpoint name: `<node>-k8s-<pod>-<iface>`, each part's `-` doubled.
-pub fn endpoint_name(node: &str, pod: &str, ifname: &str) -> String {
-    let esc = |s: &str| s.replace('-', "--");
-    format!("{}-k8s-{}-{}", esc(node), esc(pod), esc(ifname))
-}
-
 /// The process's shared connection (see [`crate::shared_store`]).
 fn open(url: &str) -> Result<Arc<Ipam<DatastoreIpamStore>>, CniError> {
     crate::shared_store::open(url)
 }
 
-/// Pod namespace and name, or the container ID when the runtime gave none.
-fn pod_identity(env: &CniEnv) -> (String, String) {
-    (
-        env.args
-            .pod_namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        env.args
-            .pod_name
-            .clone()
-            .unwrap_or_else(|| env.container_id.clone()),
-    )
+/// The attachment's endpoint identity (see [`crate::identity`]).
+pub fn endpoint_identity(conf: &NetConf, env: &CniEnv) -> Result<EndpointId, CniError> {
+    identity::endpoint_id(&node_name(conf), &env.args, &env.container_id, &env.ifname)
 }
 
 /// The endpoint for one attachment.
-fn build(conf: &NetConf, env: &CniEnv, result: &CniResult, host_veth: &str) -> WorkloadEndpoint {
+fn build(
+    conf: &NetConf,
+    env: &CniEnv,
+    result: &CniResult,
+    host_veth: &str,
+) -> Result<WorkloadEndpoint, CniError> {
     let node = node_name(conf);
-    let (namespace, pod) = pod_identity(env);
+    let id = endpoint_identity(conf, env)?;
     let mut labels = conf.labels.clone();
-    labels.insert("projectcalico.org/namespace".into(), namespace.clone());
-    labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
-    let mut metadata = ObjectMeta::named(endpoint_name(&node, &pod, &env.ifname));
-    metadata.namespace = Some(namespace);
+    labels.insert("projectcalico.org/namespace".into(), id.namespace.clone());
+    labels.insert(
+        "projectcalico.org/orchestrator".into(),
+        id.orchestrator.into(),
+    );
+    let mut metadata = ObjectMeta::named(id.name);
+    metadata.namespace = Some(id.namespace);
     metadata.labels = labels;
     let has_v4 = result.ips.iter().any(|ip| ip.address.addr().is_ipv4());
     let mac = result
@@ -64,13 +58,14 @@ fn build(conf: &NetConf, env: &CniEnv, result: &CniResult, host_veth: &str) -> W
         .find(|i| i.sandbox.is_some())
         .map(|i| i.mac.clone())
         .unwrap_or_default();
-    WorkloadEndpoint {
+    Ok(WorkloadEndpoint {
         metadata,
         spec: WorkloadEndpointSpec {
-            orchestrator: "k8s".into(),
+            orchestrator: id.orchestrator.into(),
+            workload: id.workload,
             node,
             container_id: env.container_id.clone(),
-            pod,
+            pod: id.pod,
             endpoint: env.ifname.clone(),
             ip_networks: result.ips.iter().map(|ip| ip.address).collect(),
             ipv4_gateway: has_v4.then_some(POD_GATEWAY_V4),
@@ -78,7 +73,7 @@ fn build(conf: &NetConf, env: &CniEnv, result: &CniResult, host_veth: &str) -> W
             mac,
             ..WorkloadEndpointSpec::default()
         },
-    }
+    })
 }
 
 /// What [`write`] replaced, so a failed ADD can put it back.
@@ -103,7 +98,7 @@ pub fn write(
     let Some(url) = &conf.datastore else {
         return Ok(None);
     };
-    let wep = build(conf, env, result, host_veth);
+    let wep = build(conf, env, result, host_veth)?;
     let namespace = wep.metadata.namespace.clone().unwrap_or_default();
     let previous = match get(url, &namespace, &wep.metadata.name)? {
         None => Previous::Absent,
@@ -123,9 +118,8 @@ pub fn stored(conf: &NetConf, env: &CniEnv) -> Result<Option<(String, String)>, 
     let Some(url) = &conf.datastore else {
         return Ok(None);
     };
-    let (namespace, pod) = pod_identity(env);
-    let name = endpoint_name(&node_name(conf), &pod, &env.ifname);
-    Ok(get(url, &namespace, &name)?.map(|w| (w.metadata.name, w.spec.container_id)))
+    let id = endpoint_identity(conf, env)?;
+    Ok(get(url, &id.namespace, &id.name)?.map(|w| (w.metadata.name, w.spec.container_id)))
 }
 
 /// Undoes [`write`]: deletes the endpoint it created or restores the one it replaced.
@@ -170,14 +164,31 @@ fn put(url: &str, wep: WorkloadEndpoint) -> Result<(), CniError> {
         .map_err(|e| CniError::Datastore(format!("write WorkloadEndpoint {name}: {e}")))
 }
 
-/// Deletes the pod's WorkloadEndpoint; absent is fine.
+/// Deletes the pod's WorkloadEndpoint; absent is fine. For a `cni`
+/// attachment also the endpoint an older tortie wrote for it
+/// (`<node>-k8s-<containerID>-<iface>` in `default`), if it names this
+/// container.
 pub fn delete(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let Some(url) = &conf.datastore else {
         return Ok(());
     };
-    let (namespace, pod) = pod_identity(env);
-    let name = endpoint_name(&node_name(conf), &pod, &env.ifname);
-    delete_named(url, &namespace, &name)
+    let id = endpoint_identity(conf, env)?;
+    delete_named(url, &id.namespace, &id.name)?;
+    if id.orchestrator != identity::ORCHESTRATOR_CNI {
+        return Ok(());
+    }
+    let legacy = identity::join_parts(&[
+        &node_name(conf),
+        identity::ORCHESTRATOR_K8S,
+        &env.container_id,
+        &env.ifname,
+    ]);
+    match get(url, identity::DEFAULT_NAMESPACE, &legacy)? {
+        Some(w) if w.spec.container_id == env.container_id => {
+            delete_named(url, identity::DEFAULT_NAMESPACE, &legacy)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn delete_named(url: &str, namespace: &str, name: &str) -> Result<(), CniError> {
@@ -261,17 +272,4 @@ pub fn status(conf: &NetConf) -> Result<(), CniError> {
         .list("/calico/resources/v3/projectcalico.org/nodes/")
         .map(drop)
         .map_err(|e| CniError::NotAvailable(format!("datastore {url}: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoint_names_double_dashes_like_calico() {
-        assert_eq!(
-            endpoint_name("node-1", "web-0", "eth0"),
-            "node--1-k8s-web--0-eth0"
-        );
-    }
 }

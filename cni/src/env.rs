@@ -68,6 +68,12 @@ pub struct CniArgs {
 }
 
 impl CniArgs {
+    /// The Kubernetes pod `(namespace, name)`: only when both are given, as
+    /// Calico decides (podman passes `K8S_POD_NAME` alone).
+    pub fn k8s_pod(&self) -> Option<(&str, &str)> {
+        Some((self.pod_namespace.as_deref()?, self.pod_name.as_deref()?))
+    }
+
     /// Parses `KEY=VALUE;KEY=VALUE`; a pair without `=` is invalid (code 4).
     pub fn parse(s: &str) -> Result<Self, CniError> {
         let mut args = Self::default();

@@ -110,7 +110,10 @@ pub enum CniError {
     /// Reading or writing the datastore failed.
     #[error("datastore: {0}")]
     Datastore(String),
-    /// A fault injected by `TORTIE_CNI_FAIL_AFTER` (tests only).
+    /// The plugin panicked (a bug): answered with error JSON all the same.
+    #[error("internal error (plugin panicked): {0}")]
+    Panic(String),
+    /// A fault injected by `TORTIE_CNI_FAIL_AFTER` (debug builds, tests only).
     #[error("injected failure after step {0} (TORTIE_CNI_FAIL_AFTER)")]
     Injected(String),
     /// The plugin is not ready to serve ADDs (STATUS, spec 1.1.0).
@@ -149,6 +152,7 @@ impl CniError {
             Self::CheckFailed(_) => 102,
             Self::Ipam(_) => 103,
             Self::Datastore(_) => 104,
+            Self::Panic(_) => 110,
             Self::Injected(_) => 199,
         }
     }

@@ -13,11 +13,13 @@ pub mod delegate;
 pub mod endpoint;
 pub mod env;
 pub mod error;
+pub mod identity;
 pub mod ipam_plugin;
 pub mod lock;
 pub mod naming;
 pub mod netlink;
 pub mod netns;
+pub mod panic;
 pub mod plugin;
 pub mod plugin_input;
 pub mod result;
@@ -32,17 +34,21 @@ pub use error::CniError;
 use std::io::Read;
 
 /// Reads stdin and the environment, runs the command, prints the result or
-/// the error JSON on stdout, and returns the process exit code.
+/// the error JSON on stdout, and returns the process exit code. A panic
+/// is answered like any failure: error JSON (code 110), exit code 1.
 pub fn main_entry(
     run: impl FnOnce(plugin_input::Input) -> Result<Option<serde_json::Value>, CniError>,
 ) -> i32 {
     let mut raw = Vec::new();
     let read = std::io::stdin().read_to_end(&mut raw);
     let version = config::peek_version(&raw).unwrap_or_else(|| "1.0.0".into());
-    let outcome = read
-        .map_err(|e| CniError::io("read stdin", e))
-        .and_then(|_| plugin_input::Input::from_process(raw))
-        .and_then(run);
+    panic::install_hook(&version);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read.map_err(|e| CniError::io("read stdin", e))
+            .and_then(|_| plugin_input::Input::from_process(raw))
+            .and_then(run)
+    }))
+    .unwrap_or_else(|payload| Err(panic::error(payload.as_ref())));
     match outcome {
         Ok(Some(out)) => {
             println!("{out}");

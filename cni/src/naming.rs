@@ -14,15 +14,25 @@ pub const POD_GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xee
 /// The `rtm_protocol` of workload routes (ARCHITECTURE.md "Kernel ownership").
 pub const WORKLOAD_ROUTE_PROTOCOL: u8 = 80;
 
-/// The host-side veth: `cali` + 11 hex chars of sha1("namespace.pod"), or
-/// `cali` + the first 11 chars of the container ID when the pod is unknown.
+/// Hex characters after `cali` in a host veth name (15 = IFNAMSIZ - 1).
+const VETH_HEX: usize = 11;
+
+/// The host-side veth: `cali` + 11 hex chars of sha1("namespace.pod") for a
+/// Kubernetes pod (Calico's name, INTERFACES.md). Without a pod identity,
+/// Calico's `cali` + the first 11 characters of the container ID when those
+/// are lower-case hex (a runtime's random ID), else `cali` + 11 hex chars
+/// of sha1(container ID): IDs chosen by hand (`test-container-1`, `-2`)
+/// share prefixes, and their veths must not collide.
 pub fn host_veth_name(pod: Option<(&str, &str)>, container_id: &str) -> String {
-    match pod {
-        Some((ns, name)) => {
-            let digest = Sha1::digest(format!("{ns}.{name}").as_bytes());
-            format!("cali{}", &hex::encode(digest)[..11])
-        }
-        None => format!("cali{}", container_id.chars().take(11).collect::<String>()),
+    let sha1 = |s: &str| hex::encode(Sha1::digest(s.as_bytes()))[..VETH_HEX].to_string();
+    let hex_prefix = container_id.get(..VETH_HEX).filter(|p| {
+        p.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    });
+    match (pod, hex_prefix) {
+        (Some((ns, name)), _) => format!("cali{}", sha1(&format!("{ns}.{name}"))),
+        (None, Some(prefix)) => format!("cali{prefix}"),
+        (None, None) => format!("cali{}", sha1(container_id)),
     }
 }
 
@@ -54,6 +64,17 @@ mod tests {
     #[test]
     fn host_veth_name_falls_back_to_the_container_id() {
         assert_eq!(host_veth_name(None, "0123456789abcdef"), "cali0123456789a");
+    }
+
+    #[test]
+    fn hand_picked_container_ids_get_distinct_hashed_veths() {
+        let a = host_veth_name(None, "test-container-1");
+        let b = host_veth_name(None, "test-container-2");
+        assert_ne!(a, b);
+        for n in [&a, &b, &host_veth_name(None, "Ab_C")] {
+            assert!(n.starts_with("cali") && n.len() == 15, "{n}");
+            assert!(n[4..].chars().all(|c| c.is_ascii_hexdigit()), "{n}");
+        }
     }
 
     #[test]

@@ -19,9 +19,40 @@ use crate::result::{CniResult, Interface, IpConfig, Route};
 use crate::state::{self, AttachmentState};
 use crate::wiring::{self, host_prefix, Plan, VethOrigin};
 
-/// Test-only fault injection: `TORTIE_CNI_FAIL_AFTER=<step>` makes ADD fail
-/// right after that step (`ipam`, `veth`, `pod`, `endpoint`), to prove rollback.
+/// Test-only fault injection, honoured by debug builds only (what `cargo
+/// test` builds; a release build never reads it):
+/// `TORTIE_CNI_FAIL_AFTER=<step>` makes ADD fail right after that step
+/// (`ipam`, `veth`, `pod`, `endpoint`), `<step>:panic` makes it panic
+/// there, to prove the rollback and the panic answer.
 pub const FAIL_AFTER_ENV: &str = "TORTIE_CNI_FAIL_AFTER";
+
+/// An injected fault (see [`FAIL_AFTER_ENV`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The ADD step after which it strikes.
+    pub step: String,
+    /// Panic instead of returning an error.
+    pub panic: bool,
+}
+
+impl Fault {
+    /// The fault `value` of [`FAIL_AFTER_ENV`] asks for: always `None` in a
+    /// release build.
+    pub fn from_env_value(value: Option<&str>) -> Option<Self> {
+        if !cfg!(debug_assertions) {
+            return None;
+        }
+        let v = value.filter(|v| !v.is_empty())?;
+        let (step, panic) = match v.strip_suffix(":panic") {
+            Some(step) => (step, true),
+            None => (v, false),
+        };
+        Some(Self {
+            step: step.to_string(),
+            panic,
+        })
+    }
+}
 
 /// One plugin invocation: environment, validated config, and the raw stdin.
 #[derive(Debug)]
@@ -32,8 +63,8 @@ pub struct Invocation {
     pub conf: NetConf,
     /// stdin as received (passed unchanged to the IPAM plugin).
     pub raw: Vec<u8>,
-    /// The fault injection point, if any (tests only).
-    pub fail_after: Option<String>,
+    /// The injected fault, if any (debug builds, tests only).
+    pub fail_after: Option<Fault>,
 }
 
 /// What this ADD invocation itself created, so a failure undoes exactly
@@ -52,17 +83,14 @@ struct Undo {
 impl Invocation {
     fn fault(&self, step: &str) -> Result<(), CniError> {
         match &self.fail_after {
-            Some(s) if s == step => Err(CniError::Injected(step.into())),
+            Some(f) if f.step == step && f.panic => panic!("injected panic after step {step}"),
+            Some(f) if f.step == step => Err(CniError::Injected(step.into())),
             _ => Ok(()),
         }
     }
 
     fn host_veth(&self) -> String {
-        let pod = match (&self.env.args.pod_namespace, &self.env.args.pod_name) {
-            (Some(ns), Some(pod)) => Some((ns.as_str(), pod.as_str())),
-            _ => None,
-        };
-        host_veth_name(pod, &self.env.container_id)
+        host_veth_name(self.env.args.k8s_pod(), &self.env.container_id)
     }
 
     fn netns(&self) -> PathBuf {
@@ -160,7 +188,13 @@ impl Invocation {
         // and endpoint; they are reused below, and kept on failure.
         let traces = self.traces(&host_veth)?;
         let mut undo = Undo::default();
-        match self.add_steps(&host_veth, &traces, &mut undo) {
+        // A panic in a step still undoes what this ADD made (and is
+        // answered with error JSON by `main_entry`).
+        let steps = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.add_steps(&host_veth, &traces, &mut undo)
+        }))
+        .unwrap_or_else(|payload| Err(crate::panic::error(payload.as_ref())));
+        match steps {
             Ok(result) => Ok(result.to_json(self.conf.cni_version)),
             Err(e) => {
                 self.rollback(undo);
@@ -495,5 +529,23 @@ fn build_result(plan: &Plan<'_>, wired: &wiring::Wired, ipam: &CniResult) -> Cni
             .collect(),
         routes,
         dns: ipam.dns.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fault_switch_exists_in_debug_builds_only() {
+        let f = Fault::from_env_value(Some("veth:panic"));
+        assert_eq!(f.is_some(), cfg!(debug_assertions));
+        if let Some(f) = f {
+            assert_eq!((f.step.as_str(), f.panic), ("veth", true));
+        }
+        let f = Fault::from_env_value(Some("ipam"));
+        assert_eq!(f.map(|f| f.panic), cfg!(debug_assertions).then_some(false));
+        assert_eq!(Fault::from_env_value(Some("")), None);
+        assert_eq!(Fault::from_env_value(None), None);
     }
 }

@@ -3,7 +3,7 @@
 use crate::config::NetConf;
 use crate::env::{CniEnv, Command};
 use crate::error::CniError;
-use crate::plugin::{Invocation, FAIL_AFTER_ENV};
+use crate::plugin::{Fault, Invocation, FAIL_AFTER_ENV};
 
 /// What a plugin process received: the environment, and stdin unless the
 /// command is VERSION (which needs no configuration).
@@ -27,7 +27,7 @@ impl Input {
             env,
             conf,
             raw,
-            fail_after: std::env::var(FAIL_AFTER_ENV).ok().filter(|s| !s.is_empty()),
+            fail_after: Fault::from_env_value(std::env::var(FAIL_AFTER_ENV).ok().as_deref()),
         })))
     }
 }

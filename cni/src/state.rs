@@ -1,9 +1,15 @@
-//! Per-attachment state on the host (`<state_dir>/attachments/<id>-<ifname>.json`):
+//! Per-attachment state on the host (`<state_dir>/attachments/<id>+<ifname>.json`):
 //! the result ADD returned and the host veth it made. It makes a repeated
 //! ADD return the same result, lets DEL find the veth without CNI_ARGS, and
 //! lists what GC may release. `<state_dir>/veths/<host veth>` names the
 //! container that owns a host veth now (a pod's sandboxes share its veth
 //! name), so a late DEL of an older sandbox leaves the veth alone.
+//!
+//! The file name joins container ID and interface with `+`, which a
+//! container ID cannot hold (`[A-Za-z0-9_.-]`), so no two attachments share
+//! a file. Older releases joined them with `-` (`a-b` + `c` and `a` + `b-c`
+//! collided): such a file is still found, used only when the record inside
+//! names the attachment asked for, and renamed on first use.
 
 use std::path::{Path, PathBuf};
 
@@ -32,13 +38,39 @@ fn dir(state_dir: &Path) -> PathBuf {
 }
 
 fn file(state_dir: &Path, container_id: &str, ifname: &str) -> PathBuf {
+    dir(state_dir).join(format!("{container_id}+{ifname}.json"))
+}
+
+/// The ambiguous name older releases used.
+fn legacy_file(state_dir: &Path, container_id: &str, ifname: &str) -> PathBuf {
     dir(state_dir).join(format!("{container_id}-{ifname}.json"))
 }
 
-/// Loads the state of one attachment; `Ok(None)` when there is none (or it is unreadable).
+fn read(path: &Path) -> Option<AttachmentState> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The legacy record of this attachment, if there is one that names it.
+fn legacy(
+    state_dir: &Path,
+    container_id: &str,
+    ifname: &str,
+) -> Option<(PathBuf, AttachmentState)> {
+    let path = legacy_file(state_dir, container_id, ifname);
+    let st = read(&path)?;
+    (st.container_id == container_id && st.ifname == ifname).then_some((path, st))
+}
+
+/// Loads the state of one attachment; `None` when there is none (or it is
+/// unreadable). A legacy record of it is moved to the current name.
 pub fn load(state_dir: &Path, container_id: &str, ifname: &str) -> Option<AttachmentState> {
-    let bytes = std::fs::read(file(state_dir, container_id, ifname)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let path = file(state_dir, container_id, ifname);
+    if let Some(st) = read(&path) {
+        return Some(st);
+    }
+    let (old, st) = legacy(state_dir, container_id, ifname)?;
+    let _ = std::fs::rename(&old, &path);
+    Some(st)
 }
 
 /// Saves the state atomically (write to a temporary file, then rename).
@@ -54,6 +86,9 @@ pub fn save(state_dir: &Path, st: &AttachmentState) -> Result<(), CniError> {
     std::fs::write(&tmp, bytes).map_err(|e| CniError::io(format!("write {}", tmp.display()), e))?;
     std::fs::rename(&tmp, &path)
         .map_err(|e| CniError::io(format!("rename to {}", path.display()), e))?;
+    if let Some((old, _)) = legacy(state_dir, &st.container_id, &st.ifname) {
+        remove_file(&old)?;
+    }
     let owners = state_dir.join("veths");
     std::fs::create_dir_all(&owners)
         .map_err(|e| CniError::io(format!("create {}", owners.display()), e))?;
@@ -85,10 +120,8 @@ pub fn remove_veth_owner(
     }
 }
 
-/// Removes the state of one attachment; absent is fine.
-pub fn remove(state_dir: &Path, container_id: &str, ifname: &str) -> Result<(), CniError> {
-    let path = file(state_dir, container_id, ifname);
-    match std::fs::remove_file(&path) {
+fn remove_file(path: &Path) -> Result<(), CniError> {
+    match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(CniError::io(format!("remove {}", path.display()), e))
         }
@@ -96,15 +129,36 @@ pub fn remove(state_dir: &Path, container_id: &str, ifname: &str) -> Result<(), 
     }
 }
 
-/// Every recorded attachment.
+/// Removes the state of one attachment (and a legacy record of it); absent is fine.
+pub fn remove(state_dir: &Path, container_id: &str, ifname: &str) -> Result<(), CniError> {
+    remove_file(&file(state_dir, container_id, ifname))?;
+    match legacy(state_dir, container_id, ifname) {
+        Some((old, _)) => remove_file(&old),
+        None => Ok(()),
+    }
+}
+
+/// Every recorded attachment, once each (a current record wins over a
+/// legacy one of the same attachment).
 pub fn list(state_dir: &Path) -> Vec<AttachmentState> {
     let Ok(entries) = std::fs::read_dir(dir(state_dir)) else {
         return Vec::new();
     };
-    entries
+    let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    // Current names (holding `+`) first, so they win the deduplication.
+    paths.sort_by_key(|p| {
+        !p.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains('+'))
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    paths
+        .iter()
+        .filter_map(|p| read(p))
+        .filter(|st| seen.insert((st.container_id.clone(), st.ifname.clone())))
         .collect()
 }
 
@@ -133,5 +187,67 @@ mod tests {
         remove(d.path(), "c1", "eth0").unwrap();
         remove(d.path(), "c1", "eth0").unwrap();
         assert!(load(d.path(), "c1", "eth0").is_none());
+    }
+
+    fn attachment(cid: &str, ifname: &str) -> AttachmentState {
+        AttachmentState {
+            container_id: cid.into(),
+            ifname: ifname.into(),
+            netns: "/var/run/netns/x".into(),
+            host_veth: format!("cali{cid}"),
+            result: CniResult::default(),
+        }
+    }
+
+    #[test]
+    fn ids_and_interfaces_with_dashes_never_share_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (attachment("a-b", "c"), attachment("a", "b-c"));
+        save(d.path(), &a).unwrap();
+        save(d.path(), &b).unwrap();
+        assert_eq!(load(d.path(), "a-b", "c"), Some(a.clone()));
+        assert_eq!(load(d.path(), "a", "b-c"), Some(b.clone()));
+        assert_eq!(list(d.path()).len(), 2);
+        remove(d.path(), "a", "b-c").unwrap();
+        assert_eq!(list(d.path()), vec![a]);
+    }
+
+    #[test]
+    fn a_legacy_record_is_used_only_for_its_own_attachment_and_migrated() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir(d.path())).unwrap();
+        let old = attachment("a-b", "c");
+        let legacy = dir(d.path()).join("a-b-c.json");
+        std::fs::write(&legacy, serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(
+            load(d.path(), "a", "b-c"),
+            None,
+            "same legacy name, other attachment"
+        );
+        assert!(legacy.exists());
+        assert_eq!(list(d.path()), vec![old.clone()]);
+        assert_eq!(load(d.path(), "a-b", "c"), Some(old.clone()));
+        assert!(!legacy.exists(), "moved to the current name");
+        assert!(dir(d.path()).join("a-b+c.json").exists());
+        assert_eq!(list(d.path()), vec![old]);
+    }
+
+    #[test]
+    fn saving_or_removing_drops_the_legacy_record_of_that_attachment_only() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir(d.path())).unwrap();
+        let mine = attachment("x", "eth0");
+        let legacy = dir(d.path()).join("x-eth0.json");
+        std::fs::write(&legacy, serde_json::to_vec(&mine).unwrap()).unwrap();
+        save(d.path(), &mine).unwrap();
+        assert!(!legacy.exists());
+        assert_eq!(list(d.path()), vec![mine]);
+        let other = attachment("p-q", "r");
+        let shared = dir(d.path()).join("p-q-r.json");
+        std::fs::write(&shared, serde_json::to_vec(&other).unwrap()).unwrap();
+        remove(d.path(), "p", "q-r").unwrap();
+        assert!(shared.exists(), "it records p-q + r, not p + q-r");
+        remove(d.path(), "p-q", "r").unwrap();
+        assert!(!shared.exists());
     }
 }

@@ -184,20 +184,32 @@ fn del_of_a_container_never_added_succeeds() {
     assert!(del.ok, "{}", del.stdout);
 }
 
+/// A failure or a panic after any step: error JSON on stdout, non-zero
+/// exit, nothing left. (The fault switch exists in debug builds only.)
 #[test]
 #[ignore = "root: creates network namespaces and veths"]
-fn a_failure_mid_add_leaves_nothing_behind() {
+#[cfg(debug_assertions)]
+fn a_failure_or_panic_mid_add_leaves_nothing_behind() {
     let node = Node::new("fl");
     let pod = node.pod("p1");
     let ns = pod.path();
     let conf = node.conf("1.0.0", "10.77.6.0/24");
-    for step in ["ipam", "veth", "pod"] {
+    for step in [
+        "ipam",
+        "veth",
+        "pod",
+        "ipam:panic",
+        "veth:panic",
+        "pod:panic",
+    ] {
         let env = [("TORTIE_CNI_FAIL_AFTER", step)];
         let mut call = Call::new("ADD", "fl1", Some(&ns), "web-0");
         call.extra_env = &env;
         let o = node.run(&call, &conf);
         assert!(!o.ok, "{step}: ADD should fail");
-        assert_eq!(o.json["code"], 199, "{step}: {}", o.stdout);
+        let code = if step.ends_with(":panic") { 110 } else { 199 };
+        assert_eq!(o.json["code"], code, "{step}: {}", o.stdout);
+        assert_eq!(o.json["cniVersion"], "1.0.0", "{step}: {}", o.stdout);
         assert!(
             node.cali_links().is_empty(),
             "{step}: veth left: {:?}",
@@ -214,7 +226,7 @@ fn a_failure_mid_add_leaves_nothing_behind() {
         assert!(!node
             .dir
             .path()
-            .join("state/attachments/fl1-eth0.json")
+            .join("state/attachments/fl1+eth0.json")
             .exists());
     }
     let ok = node.run(&Call::new("ADD", "fl1", Some(&ns), "web-0"), &conf);

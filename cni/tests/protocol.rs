@@ -99,3 +99,52 @@ fn an_unknown_ipam_plugin_is_an_invalid_config() {
     assert_eq!(o.json["code"], 7, "{}", o.stdout);
     assert!(o.json["msg"].as_str().unwrap().contains("no-such-ipam"));
 }
+
+#[test]
+fn an_ipam_type_that_is_a_path_is_refused_naming_the_field() {
+    for bad in ["../../bin/true", "/bin/true", "..", ".", ""] {
+        let mut c = conf("1.0.0");
+        c["ipam"]["type"] = json!(bad);
+        let o = run("ADD", &c);
+        assert!(!o.ok, "{bad:?}");
+        assert_eq!(o.json["code"], 7, "{bad:?}: {}", o.stdout);
+        assert!(
+            o.json["msg"].as_str().unwrap().contains("ipam.type"),
+            "{bad:?}: {}",
+            o.stdout
+        );
+    }
+}
+
+/// A panic after IPAM: error JSON on stdout (code 110, the config's
+/// version), a non-zero exit, and the address given back. The switch
+/// exists in debug builds only.
+#[test]
+#[cfg(debug_assertions)]
+fn a_panic_answers_with_cni_error_json_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("host-local");
+    let c = json!({"cniVersion": "0.4.0", "name": "net", "type": "tortie",
+                   "state_dir": dir.path().join("state"),
+                   "ipam": {"type": "host-local", "subnet": "10.1.0.0/24",
+                            "dataDir": data}});
+    let env = [("TORTIE_CNI_FAIL_AFTER", "ipam:panic")];
+    let mut call = Call::new("ADD", "c1", Some("/var/run/netns/none"), "p");
+    call.extra_env = &env;
+    let o = run_plugin(&tortie_bin(), None, &call, &c);
+    assert!(!o.ok, "{}", o.stdout);
+    assert_eq!(o.json["code"], 110, "{}", o.stdout);
+    assert_eq!(o.json["cniVersion"], "0.4.0");
+    assert!(
+        o.json["msg"].as_str().unwrap().contains("injected panic"),
+        "{}",
+        o.stdout
+    );
+    let left: Vec<_> = std::fs::read_dir(data.join("net"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("10."))
+        .collect();
+    assert!(left.is_empty(), "the address was not released: {left:?}");
+}

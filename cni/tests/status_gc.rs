@@ -130,7 +130,7 @@ fn gc_removes_attachments_missing_from_the_list_and_keeps_the_listed_ones() {
     other["nodename"] = json!("node2");
     assert!(ipam(&node, "ADD", "gco", &other).ok);
     // gcc's state record is lost: GC finds it through its endpoint.
-    std::fs::remove_file(node.dir.path().join("state/attachments/gcc-eth0.json")).unwrap();
+    std::fs::remove_file(node.dir.path().join("state/attachments/gcc+eth0.json")).unwrap();
 
     let refused = gc(&node, &conf, None);
     assert_eq!(refused.json["code"], 7, "{}", refused.stdout);
@@ -164,7 +164,7 @@ fn gc_removes_attachments_missing_from_the_list_and_keeps_the_listed_ones() {
     ];
     want.sort();
     assert_eq!(links, want, "host veths");
-    assert_eq!(state_files(&node), vec!["gca-eth0.json", "gcd2-eth0.json"]);
+    assert_eq!(state_files(&node), vec!["gca+eth0.json", "gcd2+eth0.json"]);
     for (i, r) in [(0, &ra), (4, &rd)] {
         let ip = pod_ip(r);
         assert!(

@@ -44,6 +44,9 @@ pub struct Call<'a> {
     pub pod: &'a str,
     pub ifname: &'a str,
     pub extra_env: &'a [(&'a str, &'a str)],
+    /// `CNI_ARGS` as given (`Some("")`: none at all); `None`: Kubernetes
+    /// args for pod `default/<pod>`.
+    pub cni_args: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -60,6 +63,7 @@ impl<'a> Call<'a> {
             pod,
             ifname: "eth0",
             extra_env: &[],
+            cni_args: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl<'a> Call<'a> {
             pod: "",
             ifname: "",
             extra_env: &[],
+            cni_args: None,
         }
     }
 }
@@ -98,11 +103,19 @@ pub fn run_plugin_raw(bin: &Path, host: Option<&str>, call: &Call<'_>, stdin: &[
         .env("CNI_PATH", cni_path());
     if !call.container_id.is_empty() {
         cmd.env("CNI_CONTAINERID", call.container_id)
-            .env("CNI_IFNAME", call.ifname)
-            .env(
-                "CNI_ARGS",
-                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}", call.pod, call.container_id),
-            );
+            .env("CNI_IFNAME", call.ifname);
+        match call.cni_args {
+            None => {
+                cmd.env(
+                    "CNI_ARGS",
+                    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}", call.pod, call.container_id),
+                );
+            }
+            Some("") => {}
+            Some(args) => {
+                cmd.env("CNI_ARGS", args);
+            }
+        }
     }
     if let Some(ns) = call.netns {
         cmd.env("CNI_NETNS", ns);
