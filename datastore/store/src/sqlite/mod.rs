@@ -3,6 +3,7 @@
 //! watches, checked through `PRAGMA data_version` when inotify reports a
 //! write to the database's files (and on a slow safety poll).
 
+mod files;
 mod notify;
 mod ops;
 mod watch;
@@ -51,14 +52,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed, with its parent directory) the database at `path`.
+    /// Opens (creating if needed, with its parent directory) the database
+    /// at `path`; its files are private (see [`files`]).
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+        files::prepare(path)?;
         let conn = ops::connect(path)?;
         Ok(Self {
             path: path.to_path_buf(),
