@@ -4,8 +4,10 @@
 //! CNI plugin binaries as a runtime would; everything shares one datastore.
 //! Needs root. Binaries are taken from tortiectl's own directory.
 
+mod name;
 mod ops;
 mod plan;
+mod procs;
 mod relay;
 mod sys;
 
@@ -23,6 +25,7 @@ use tortie_node::api::{self, NodeStatus, Request, Response};
 use crate::context::{Context, UsageError};
 use crate::node_status::{boxed, StatusFormat};
 use plan::{Mode, NodePlan, Plan};
+use procs::{How, Outcome};
 use sys::LabState;
 
 /// `tortiectl lab ...`.
@@ -55,8 +58,9 @@ enum LabCommand {
 
 #[derive(Debug, Args)]
 struct NameArgs {
-    /// Lab name (namespace prefix).
-    #[arg(long, default_value = "tortie")]
+    /// Lab name: a DNS label of at most 63 characters (namespace prefix,
+    /// state in /run/tortie-lab/NAME).
+    #[arg(long, default_value = "tortie", value_parser = name::parse_lab_name)]
     name: String,
 }
 
@@ -219,11 +223,13 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
         bail!("lab {name:?} exists already: run `tortiectl lab down --name {name}` first");
     }
     catch_signals();
+    sys::check_state_dir(&p.dir)?;
     let mut state = LabState {
         plan: p,
         pids: BTreeMap::new(),
         pod_ips: BTreeMap::new(),
         relay_pid: None,
+        processes: BTreeMap::new(),
     };
     let started = Instant::now();
     match build(&bins, &mut state) {
@@ -263,14 +269,16 @@ fn all_nodes(plan: &Plan) -> Vec<&NodePlan> {
 }
 
 fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&state.plan.dir)?;
+    sys::create_state_dir(&state.plan.dir)?;
     let db = state.plan.dir.join("tortie.db");
     let _ = std::fs::remove_file(&db);
     state.save()?;
     apply_resources(&state.plan)?;
     sys::build_router(&state.plan)?;
     if let Some(relay) = &state.plan.relay {
-        state.relay_pid = Some(sys::start_relay(relay)?);
+        let (pid, id) = sys::start_relay(relay)?;
+        state.relay_pid = Some(pid);
+        state.processes.insert(pid, id);
         state.save()?;
     }
     for n in state.plan.route_reflectors.iter().chain(&state.plan.nodes) {
@@ -286,8 +294,9 @@ fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
             &n.netns
         };
         let dataplane = !state.plan.route_reflectors.contains(n);
-        let pid = sys::start_node(&node_bin, &state.plan, n, ns, dataplane)?;
+        let (pid, id) = sys::start_node(&node_bin, &state.plan, n, ns, dataplane)?;
         state.pids.insert(n.name.clone(), pid);
+        state.processes.insert(pid, id);
         state.save()?;
     }
     wait_for(
@@ -353,8 +362,15 @@ fn query(n: &NodePlan) -> anyhow::Result<NodeStatus> {
     }
 }
 
+/// The state of lab `name` (its folder checked first).
+fn load(name: &str) -> anyhow::Result<LabState> {
+    let dir = plan::state_dir(name);
+    sys::check_state_dir(&dir)?;
+    LabState::load(name, &dir)
+}
+
 fn status(a: &OutArgs) -> anyhow::Result<()> {
-    let state = LabState::load(&plan::state_dir(&a.name.name))?;
+    let state = load(&a.name.name)?;
     print_status(&state, a.output)
 }
 
@@ -438,7 +454,7 @@ fn print_status(state: &LabState, format: StatusFormat) -> anyhow::Result<()> {
 }
 
 fn ping(a: &OutArgs) -> anyhow::Result<()> {
-    let state = LabState::load(&plan::state_dir(&a.name.name))?;
+    let state = load(&a.name.name)?;
     let pods: Vec<(String, String, String)> = state
         .plan
         .pods
@@ -490,15 +506,29 @@ fn ping(a: &OutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops the lab's recorded processes (each only if it is still the one
+/// the lab started), deletes the namespaces of the lab's shapes and its
+/// state folder. Touches nothing else.
 fn down(name: &str) -> anyhow::Result<()> {
     require_root()?;
     let dir = plan::state_dir(name);
-    let mut stopped = 0;
-    if let Ok(state) = LabState::load(&dir) {
-        for pid in state.pids.values().chain(&state.relay_pid) {
-            sys::stop_pid(*pid);
-            stopped += 1;
+    sys::check_state_dir(&dir)?;
+    let (mut stopped, mut left) = (0, Vec::new());
+    match LabState::load(name, &dir) {
+        Ok(state) => {
+            for pid in state.pids.values().chain(&state.relay_pid) {
+                match state.stop(*pid, How::Term) {
+                    Outcome::Stopped => stopped += 1,
+                    Outcome::Gone => {}
+                    Outcome::NotOurs => left.push(*pid),
+                }
+            }
         }
+        Err(e) if dir.exists() => {
+            // Without a usable record no process is signalled.
+            eprintln!("warning: {e:#}");
+        }
+        Err(_) => {}
     }
     let namespaces = sys::lab_namespaces(name);
     let mut errors = Vec::new();
@@ -515,6 +545,11 @@ fn down(name: &str) -> anyhow::Result<()> {
         "lab {name:?} down: {stopped} processes stopped, {} namespaces deleted",
         namespaces.len() - errors.len()
     );
+    if !left.is_empty() {
+        eprintln!(
+            "warning: not stopped, as these PIDs no longer run what the lab started (or nothing was recorded for them): {left:?}"
+        );
+    }
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
     }

@@ -9,9 +9,9 @@
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::plan;
-use super::sys::{self, LabState};
-use super::{bin_dir, require_root, NameArgs};
+use super::procs::{How, Outcome};
+use super::sys;
+use super::{bin_dir, load, require_root, NameArgs};
 
 /// `tortiectl lab pod ...`.
 #[derive(Debug, Subcommand)]
@@ -74,7 +74,7 @@ pub fn node(cmd: &NodeCommand) -> anyhow::Result<()> {
 fn delete_pod(a: &PodArgs) -> anyhow::Result<()> {
     require_root()?;
     let lab = &a.name.name;
-    let mut state = LabState::load(&plan::state_dir(lab))?;
+    let mut state = load(lab)?;
     let pod = state
         .plan
         .pods
@@ -88,7 +88,7 @@ fn delete_pod(a: &PodArgs) -> anyhow::Result<()> {
         .iter()
         .find(|n| n.name == pod.node)
         .with_context(|| format!("pod {}: lab {lab:?} has no node {:?}", pod.name, pod.node))?;
-    let conf = plan::cni_conf(&state.plan, node);
+    let conf = super::plan::cni_conf(&state.plan, node);
     sys::cni_del(&bin_dir()?, &pod, &conf)?;
     if sys::lab_namespaces(lab).contains(&pod.netns) {
         sys::run("ip", &["netns", "del", &pod.netns])?;
@@ -108,19 +108,31 @@ fn delete_pod(a: &PodArgs) -> anyhow::Result<()> {
 fn stop_node(a: &NodeStopArgs) -> anyhow::Result<()> {
     require_root()?;
     let lab = &a.name.name;
-    let mut state = LabState::load(&plan::state_dir(lab))?;
+    let mut state = load(lab)?;
     let pid = state.pids.get(&a.node).copied().with_context(|| {
         format!(
             "lab {lab:?} has no running tortie-node for node {:?}",
             a.node
         )
     })?;
-    match a.signal {
-        StopSignal::Term => sys::stop_pid(pid),
-        StopSignal::Kill => sys::kill_pid(pid),
-    }
+    let how = match a.signal {
+        StopSignal::Term => How::Term,
+        StopSignal::Kill => How::Kill,
+    };
+    let outcome = state.stop(pid, how);
     state.pids.remove(&a.node);
+    state.processes.remove(&pid);
     state.save()?;
-    println!("tortie-node of node {} (pid {pid}) stopped", a.node);
+    match outcome {
+        Outcome::Stopped => println!("tortie-node of node {} (pid {pid}) stopped", a.node),
+        Outcome::Gone => println!(
+            "tortie-node of node {} (pid {pid}) had already exited",
+            a.node
+        ),
+        Outcome::NotOurs => println!(
+            "tortie-node of node {} had exited: pid {pid} now runs another program, left alone",
+            a.node
+        ),
+    }
     Ok(())
 }

@@ -63,6 +63,7 @@ fn parse_route(s: &str) -> anyhow::Result<Route> {
 /// Binds `addrs` inside network namespace `netns` from a thread that
 /// entered it; the calling thread stays where it is.
 fn bind_in_netns(netns: &str, addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    super::name::check_netns_name(netns).map_err(|e| anyhow::anyhow!("--netns: {e}"))?;
     let path = Path::new("/var/run/netns").join(netns);
     let ns = File::open(&path).with_context(|| format!("namespace {}", path.display()))?;
     std::thread::scope(|s| {

@@ -8,12 +8,13 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
+use super::name;
 use super::plan::{NodePlan, Plan, PodPlan, RelayPlan};
+use super::procs::{self, How, Outcome, ProcIdentity};
 
 /// What `lab up` created, saved as `state.json` after every step so that
 /// `lab down` (or an interrupted `up`) can undo it.
@@ -28,6 +29,10 @@ pub struct LabState {
     /// The etcd relay's PID (etcd datastores only).
     #[serde(default)]
     pub relay_pid: Option<u32>,
+    /// What each PID above was when the lab started it: a process is
+    /// signalled only while it still matches (see [`procs`]).
+    #[serde(default)]
+    pub processes: BTreeMap<u32, ProcIdentity>,
 }
 
 impl LabState {
@@ -43,12 +48,45 @@ impl LabState {
             .with_context(|| format!("cannot write {}", p.display()))
     }
 
-    /// Reads the state file of lab directory `dir`.
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    /// Reads the state file of lab `lab` in its directory `dir`, refusing
+    /// one that points anywhere but that lab's folder and namespaces.
+    pub fn load(lab: &str, dir: &Path) -> anyhow::Result<Self> {
         let p = Self::path(dir);
         let bytes = std::fs::read(&p)
             .with_context(|| format!("no lab state at {} (is the lab up?)", p.display()))?;
-        Ok(serde_json::from_slice(&bytes)?)
+        let state: Self = serde_json::from_slice(&bytes)?;
+        name::check_confined(&state.plan, lab, dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}; not using it", p.display()))?;
+        Ok(state)
+    }
+
+    /// Stops recorded process `pid` if it is still the one the lab started.
+    pub fn stop(&self, pid: u32, how: How) -> Outcome {
+        procs::stop(pid, self.processes.get(&pid), how)
+    }
+}
+
+/// Creates the lab's state folder (and `/run/tortie-lab`) private to root;
+/// refuses a state folder that is a symbolic link or not a folder.
+pub fn create_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    check_state_dir(dir)
+}
+
+/// A lab's state folder must be a real folder: `lab down` removes it
+/// recursively and never follows a link somewhere else.
+pub fn check_state_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => bail!(
+            "{} is not a folder (a link or a file): the lab does not touch it",
+            dir.display()
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -97,14 +135,14 @@ pub fn create_netns(ns: &str) -> anyhow::Result<()> {
     ip_in(ns, &["link", "set", "lo", "up"]).map(|_| ())
 }
 
-/// Namespaces whose names start with `<name>-`.
+/// Existing namespaces of the shapes lab `name` creates (`<name>-router`,
+/// `-nodeN`, `-rrN`, `-nodeN-podM`; not those of a lab `<name>-x`).
 pub fn lab_namespaces(name: &str) -> Vec<String> {
-    let prefix = format!("{name}-");
     run("ip", &["netns", "list"])
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&prefix))
+        .filter(|n| name::is_lab_namespace(name, n))
         .map(str::to_string)
         .collect()
 }
@@ -171,16 +209,17 @@ pub fn build_node(plan: &Plan, n: &NodePlan) -> anyhow::Result<()> {
 }
 
 /// Starts tortie-node in `netns` (`dataplane` false: BGP only, as a
-/// dedicated route reflector) in its own process group; returns its PID.
+/// dedicated route reflector) in its own process group; returns its PID
+/// and identity once it runs the binary.
 pub fn start_node(
     bin: &Path,
     plan: &Plan,
     n: &NodePlan,
     netns: &str,
     dataplane: bool,
-) -> anyhow::Result<u32> {
+) -> anyhow::Result<(u32, ProcIdentity)> {
     let log = File::create(&n.log).with_context(|| format!("cannot create {}", n.log.display()))?;
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(["netns", "exec", netns])
         .arg(bin)
         .args([
@@ -204,17 +243,25 @@ pub fn start_node(
         .process_group(0)
         .spawn()
         .context("cannot start tortie-node")?;
-    Ok(child.id())
+    let pid = child.id();
+    match procs::record(pid, bin) {
+        Ok(id) => Ok((pid, id)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e.context(format!("tortie-node for {}", n.name)))
+        }
+    }
 }
 
 /// Starts the etcd relay (`tortiectl lab relay`, this very binary) in its
-/// own process group, logging to the relay's log file; returns its PID once
-/// it listens, or fails with its log when it exits first.
-pub fn start_relay(relay: &RelayPlan) -> anyhow::Result<u32> {
+/// own process group, logging to the relay's log file; returns its PID and
+/// identity once it listens, or fails with its log when it exits first.
+pub fn start_relay(relay: &RelayPlan) -> anyhow::Result<(u32, ProcIdentity)> {
     let exe = std::env::current_exe().context("cannot find tortiectl's own path")?;
     let log = File::create(&relay.log)
         .with_context(|| format!("cannot create {}", relay.log.display()))?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(&exe);
     cmd.args(["lab", "relay", "--netns", &relay.netns]);
     for r in &relay.routes {
         cmd.arg("--route").arg(format!("{}={}", r.listen, r.target));
@@ -241,27 +288,14 @@ pub fn start_relay(relay: &RelayPlan) -> anyhow::Result<u32> {
                 .trim()
         );
     }
-    Ok(child.id())
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
-}
-
-/// Stops a recorded process: SIGTERM, then SIGKILL after 5 s.
-pub fn stop_pid(pid: u32) {
-    if !alive(pid) {
-        return;
-    }
-    let _ = run("kill", &["-TERM", &pid.to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-    if alive(pid) {
-        let _ = run("kill", &["-KILL", &pid.to_string()]);
+    let pid = child.id();
+    match procs::record(pid, &exe) {
+        Ok(id) => Ok((pid, id)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e.context("the etcd relay"))
+        }
     }
 }
 
@@ -326,19 +360,6 @@ pub fn cni_add(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyho
 /// plugin removes its interface, WorkloadEndpoint and addresses.
 pub fn cni_del(bin_dir: &Path, pod: &PodPlan, conf: &serde_json::Value) -> anyhow::Result<()> {
     cni_run(bin_dir, "DEL", pod, conf).map(|_| ())
-}
-
-/// Kills a recorded process with SIGKILL (as a crash would) and waits up
-/// to 5 s until it is gone.
-pub fn kill_pid(pid: u32) {
-    if !alive(pid) {
-        return;
-    }
-    let _ = run("kill", &["-KILL", &pid.to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
 }
 
 /// One ping from a namespace; true if it was answered.
