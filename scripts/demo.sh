@@ -5,10 +5,13 @@
 #   ./scripts/demo.sh down       # tear it down
 # NODES, PODS and MODE (bgp | vxlan | vxlan-crosssubnet | ipip-crosssubnet,
 # the last needs the ipip kernel module) change the lab.
+# It installs only what the demo needs (build tools, iproute2, nftables, ...),
+# stops nothing it did not start, and touches only the namespaces
+# tortie-router, tortie-node*, tortie-node*-pod* and /run/tortie-lab/tortie.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-./scripts/install-deps.sh
+./scripts/install-deps.sh demo
 cargo build --release --bins
 BIN=target/release
 if [ "${1:-up}" = down ]; then

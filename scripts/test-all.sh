@@ -13,7 +13,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
-./scripts/install-deps.sh
+# Installs packages only: a running distribution BIRD, FRR, etcd or GoBGP
+# is left running (the tests run their own, in their own namespaces).
+./scripts/install-deps.sh test
 
 # Leftovers of an interrupted earlier run (our prefixes only).
 ./scripts/cleanup-test-netns.sh
