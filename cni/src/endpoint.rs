@@ -118,7 +118,10 @@ pub fn stored(conf: &NetConf, env: &CniEnv) -> Result<Option<(String, String)>, 
     let Some(url) = &conf.datastore else {
         return Ok(None);
     };
-    let id = endpoint_identity(conf, env)?;
+    // A node name no endpoint can carry: ADD never wrote one.
+    let Ok(id) = endpoint_identity(conf, env) else {
+        return Ok(None);
+    };
     Ok(get(url, &id.namespace, &id.name)?.map(|w| (w.metadata.name, w.spec.container_id)))
 }
 
@@ -172,7 +175,10 @@ pub fn delete(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let Some(url) = &conf.datastore else {
         return Ok(());
     };
-    let id = endpoint_identity(conf, env)?;
+    // A node name no endpoint can carry: ADD never wrote one, DEL succeeds.
+    let Ok(id) = endpoint_identity(conf, env) else {
+        return Ok(());
+    };
     delete_named(url, &id.namespace, &id.name)?;
     if id.orchestrator != identity::ORCHESTRATOR_CNI {
         return Ok(());

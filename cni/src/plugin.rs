@@ -170,6 +170,10 @@ impl Invocation {
 
     fn add(&self) -> Result<serde_json::Value, CniError> {
         self.conf.require_ipam()?;
+        if self.conf.datastore.is_some() {
+            // A node name no endpoint name can start with: refused first.
+            endpoint::endpoint_identity(&self.conf, &self.env)?;
+        }
         let host_veth = self.host_veth();
         let netns = self.netns();
         if let Some(st) = state::load(

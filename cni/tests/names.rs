@@ -164,3 +164,23 @@ fn a_plain_cni_caller_without_args_gets_a_cni_endpoint_and_a_hashed_veth() {
     );
     assert_eq!(wep.spec.workload, "");
 }
+
+#[test]
+#[ignore = "root: creates network namespaces and veths"]
+fn a_node_name_no_endpoint_can_carry_is_refused_before_anything_is_made() {
+    let node = Node::new("nn");
+    let url = sqlite_url(&node);
+    apply(&node, &url, POOL_V4);
+    let mut conf = conf(&node, &url, "1.0.0");
+    conf["nodename"] = serde_json::json!("Node_1");
+    let pod = node.pod("p");
+    let ns = pod.path();
+    let add = node.run(&Call::new("ADD", "nn1", Some(&ns), "web-0"), &conf);
+    assert!(!add.ok);
+    assert_eq!(add.json["code"], 7, "{}", add.stdout);
+    assert!(add.stdout.contains("nodename"), "{}", add.stdout);
+    assert!(node.cali_links().is_empty());
+    assert!(!handle_exists(&node, &url, "nn1"));
+    let del = node.run(&Call::new("DEL", "nn1", Some(&ns), "web-0"), &conf);
+    assert!(del.ok, "DEL: {}", del.stdout);
+}
