@@ -27,8 +27,10 @@ pub struct SqliteOptions {
     /// "hot" (shortly after an inotify event or a change it delivered), and
     /// always when inotify cannot be used.
     pub poll_interval: std::time::Duration,
-    /// How often an idle watch checks anyway (the safety poll: correctness
-    /// never depends on an inotify event arriving).
+    /// How often an idle watch checks anyway (the safety poll, one `PRAGMA
+    /// data_version`, 60 s by default: an inotify event can only be lost
+    /// on a queue overflow or a removed directory, and both wake every
+    /// watch; without inotify the watch polls every `poll_interval`).
     pub idle_poll_interval: std::time::Duration,
 }
 
@@ -37,7 +39,7 @@ impl Default for SqliteOptions {
         Self {
             history: 10_000,
             poll_interval: std::time::Duration::from_millis(1),
-            idle_poll_interval: std::time::Duration::from_millis(100),
+            idle_poll_interval: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! When to check: an idle watch sleeps until inotify reports a write to the
 //! database's files (`notify`), or the safety poll (`idle_poll_interval`,
-//! 100 ms) expires. After an event or a delivered change the watch is "hot"
+//! 60 s) expires; dropping the stream wakes it too, so its thread ends. After an event or a delivered change the watch is "hot"
 //! for [`HOT_WINDOW`] and checks every `poll_interval` (1 ms): the WAL write
 //! that wakes it can precede the commit becoming visible in the WAL index.
 //! Without inotify it checks every `poll_interval` always.
@@ -63,6 +63,7 @@ pub(super) fn start(
     let version = ops::data_version(&conn)?;
     let first = ops::changes_since(&mut conn, &prefix, from)?;
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let on_drop = WakeOnDrop(wake.as_ref().map(notify::Subscription::waker));
     let poller = Poller {
         conn,
         prefix,
@@ -75,9 +76,23 @@ pub(super) fn start(
         .name("tortie-sqlite-watch".into())
         .spawn(move || poller.run(version, first))
         .map_err(|e| crate::StoreError::Unavailable(format!("cannot start watch thread: {e}")))?;
-    Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })))
+    Ok(Box::pin(futures::stream::unfold(
+        (rx, on_drop),
+        |(mut rx, on_drop)| async move { rx.recv().await.map(|item| (item, (rx, on_drop))) },
+    )))
+}
+
+/// Held by the stream: when the consumer drops it, the polling thread is
+/// woken to notice and end (an idle watch would otherwise sleep until its
+/// safety poll).
+struct WakeOnDrop(Option<notify::Waker>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Some(w) = &self.0 {
+            w.wake();
+        }
+    }
 }
 
 struct Poller {
