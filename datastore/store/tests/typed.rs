@@ -198,7 +198,7 @@ mod cases {
             ["/index/v1/workloadendpoints/node2/ns2/node1-k8s-b-eth0"]
         );
         // An endpoint stored before the index (no entry) still deletes.
-        s.delete(&both[0].to_string(), None).await.unwrap();
+        s.delete(both[0], None).await.unwrap();
         typed::delete_one(s, Kind::WorkloadEndpoint, Some("ns1"), "node1-k8s-a-eth0")
             .await
             .unwrap();
