@@ -116,8 +116,20 @@ class Etcd:
 
 
 def agent_pids(name):
-    st = lablib.load_state(name)
-    return [n["pid"] for n in st["nodes"] if n.get("pid")]
+    return list(lablib.load_state(name)["pids"].values())
+
+
+def agent_metrics(name):
+    """node1's own `tortie_datastore_*` counters (its /metrics in its namespace)."""
+    ns = lablib.load_state(name)["plan"]["nodes"][0]["netns"]
+    p = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "127.0.0.1:9099/metrics"],
+                       capture_output=True, text=True)
+    out = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("tortie_datastore_"):
+            k, _, v = line.rpartition(" ")
+            out[k[len("tortie_datastore_"):]] = float(v)
+    return out
 
 
 def cpu_ticks(pids):
@@ -140,10 +152,13 @@ def delta(a, b):
     return d
 
 
-def window(etcd, pids, seconds):
+def window(etcd, pids, seconds, action=None):
+    """Counters over `seconds`; `action` runs right after the first sample."""
     hz = os.sysconf("SC_CLK_TCK")
     m0, c0, t0 = etcd.metrics() if etcd else None, cpu_ticks(pids), time.monotonic()
-    time.sleep(seconds)
+    if action:
+        action()
+    time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
     m1, c1, t1 = etcd.metrics() if etcd else None, cpu_ticks(pids), time.monotonic()
     el = t1 - t0
     return {"seconds": el, "cpu_cores": (c1 - c0) / hz / el, "etcd": delta(m0, m1) if etcd else None}
@@ -160,11 +175,16 @@ def one_size(a, etcd, n):
     up = time.monotonic() - t0
     time.sleep(a.quiet)  # let start-up writes (Nodes, tunnel checks) finish
     pids = agent_pids(a.name)
+    node1 = [agent_metrics(a.name)]
     idle = window(etcd, pids, a.idle)
-    subprocess.run(ctl + ["apply", "-f", "-"], input=CHANGE, text=True, check=True, capture_output=True)
-    change = window(etcd, pids, a.change_window)
+    node1.append(agent_metrics(a.name))
+    def apply():
+        subprocess.run(ctl + ["apply", "-f", "-"], input=CHANGE, text=True, check=True, capture_output=True)
+    change = window(etcd, pids, a.change_window, apply)
+    node1.append(agent_metrics(a.name))
     subprocess.run(ctl + ["delete", "bgppeer", "bench-change"], check=True, capture_output=True)
-    res = {"nodes": n, "agents": len(pids), "up_s": up, "idle": idle, "change": change}
+    res = {"nodes": n, "agents": len(pids), "up_s": up, "idle": idle, "change": change,
+           "node1_metrics": node1}
     agents = len(pids)
     if etcd:
         e, c = idle["etcd"], change["etcd"]
@@ -181,6 +201,11 @@ def one_size(a, etcd, n):
         }
     else:
         res["summary"] = {"agents_cpu_cores_idle": idle["cpu_cores"]}
+    m0, m1, m2 = node1
+    res["summary"]["node1_list_bytes"] = m0.get("received_bytes_total", 0)
+    res["summary"]["node1_idle_requests"] = sum(
+        m1.get(k, 0) - m0.get(k, 0) for k in m1 if k.startswith("requests_total"))
+    res["summary"]["node1_change_bytes"] = m2.get("received_bytes_total", 0) - m1.get("received_bytes_total", 0)
     print(json.dumps({"nodes": n, "agents": agents, **res["summary"]}), flush=True)
     return res
 
