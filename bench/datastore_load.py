@@ -173,6 +173,8 @@ def one_size(a, etcd, n):
                           "--mode", "bgp", "--pods-per-node", "0"], check=True, timeout=1800)
     lablib.wait_settled(a.bin_dir, a.name, limit=a.limit)
     up = time.monotonic() - t0
+    if not etcd:  # the lab's own SQLite file, not tortiectl's default
+        ctl += ["--datastore", lablib.lab_status(a.bin_dir, a.name)["datastore"]]
     time.sleep(a.quiet)  # let start-up writes (Nodes, tunnel checks) finish
     pids = agent_pids(a.name)
     node1 = [agent_metrics(a.name)]
