@@ -24,8 +24,8 @@ pub struct SqliteOptions {
     /// 1,000 revisions); 0 keeps everything.
     pub history: Revision,
     /// How often a watch checks the database for commits while it is
-    /// "hot" (shortly after an inotify event or a change it delivered), and
-    /// always when inotify cannot be used.
+    /// "hot" (shortly after an inotify event or a change it delivered);
+    /// without inotify, an idle watch checks every 50 ms.
     pub poll_interval: std::time::Duration,
     /// How often an idle watch checks anyway (the safety poll, one `PRAGMA
     /// data_version`, 60 s by default: an inotify event can only be lost
