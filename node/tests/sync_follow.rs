@@ -232,13 +232,38 @@ fn on_etcd_idle_costs_nothing_restarts_resume_and_compaction_relists_once() {
     a.assert_idle_costs_nothing();
 }
 
+/// A WorkloadEndpoint of n1 stored as an older tortie (or another writer)
+/// stored it: at Calico's key only, without the per-node index entry.
+fn legacy_endpoint(url: &str) {
+    let store = BlockingStore::open(url, &OpenOptions::default()).unwrap();
+    let wep = r#"{"apiVersion":"projectcalico.org/v3","kind":"WorkloadEndpoint","metadata":{"name":"n1-k8s-old-eth0","namespace":"ns1"},"spec":{"node":"n1","orchestrator":"k8s","pod":"old","endpoint":"eth0","interfaceName":"cali0123456789a","ipNetworks":["10.240.0.7/32"]}}"#;
+    let key = "/resources/v3/projectcalico.org/workloadendpoints/ns1/n1-k8s-old-eth0";
+    store.put(key, wep.as_bytes().to_vec()).unwrap();
+}
+
 #[test]
 #[ignore = "starts tortie-node (full suite); idles 12 s"]
 fn on_sqlite_idle_costs_nothing_and_compaction_relists_once() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
+    legacy_endpoint(&url);
     let a = Agent::start(&url, dir);
     a.wait_started();
+    // The endpoint stored without an index entry got one, once: the agent
+    // has it, and the marker says not to list every endpoint again.
+    let index = "/index/v1/workloadendpoints/n1/ns1/n1-k8s-old-eth0";
+    assert!(a.store.get(index).unwrap().is_some(), "no index entry");
+    assert!(
+        a.store.get("/index/v1/built/n1").unwrap().is_some(),
+        "no marker"
+    );
+    wait_until(
+        "the endpoint in the cache",
+        WAIT,
+        Duration::from_millis(100),
+        || a.metric("tortie_datastore_cache_entries{kind=\"workloadendpoint\"}") == Some(1.0),
+    )
+    .unwrap();
     a.assert_idle_costs_nothing();
     a.peer("p1", 2);
     a.wait_peers(&["127.0.0.2"]);
