@@ -3,6 +3,7 @@
 #   bench/run.sh build            release binaries into $CARGO_TARGET_DIR/release
 #   bench/run.sh pod-route [ARGS] pod ADD -> route in the other nodes' FIBs
 #   bench/run.sh scale [ARGS]     50-node lab with 2 route reflectors: ready time, RSS
+#   bench/run.sh datastore [ARGS] etcd load and agents' CPU, idle and per change, 50-200 nodes
 #   bench/run.sh all              build, pod-route /26 and /32, scale
 # Every run takes its lab down at the end, also on failure or Ctrl-C.
 set -euo pipefail
@@ -43,6 +44,9 @@ case "${1:-all}" in
   scale)
     shift; labs+=(tbscale)
     python3 "$here/lab_scale.py" --name tbscale "$@" ;;
+  datastore)
+    shift; labs+=(tbsync)
+    python3 "$here/datastore_load.py" --name tbsync "$@" ;;
   all)
     build
     labs+=(tbpod tbscale)
@@ -54,5 +58,5 @@ case "${1:-all}" in
     done
     python3 "$here/lab_scale.py" --name tbscale --pods-per-node 1 --ping --json "$out/scale-pods-$(stamp).json"
     ;;
-  *) sed -n 2,7p "$0"; exit 2 ;;
+  *) sed -n 2,8p "$0"; exit 2 ;;
 esac

@@ -10,7 +10,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use ipnet::IpNet;
 use tokio::sync::mpsc;
@@ -397,7 +396,6 @@ fn start_syncer(cfg: &AgentConfig) -> mpsc::UnboundedReceiver<Snapshot> {
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip,
         node_ip6: cfg.node_ip6,
-        resync: Duration::from_secs(10),
     };
     std::thread::Builder::new()
         .name("syncer".into())

@@ -139,6 +139,7 @@ pub async fn metrics(shared: &Shared) -> String {
     let mut m = render_metrics(&peers);
     fib_metrics(shared, &mut m);
     ipam_metrics(shared, &mut m);
+    crate::sync_metrics::render(&mut m);
     m
 }
 

@@ -1,21 +1,33 @@
 //! The datastore side of tortie-node, on its own thread: registers this
 //! node's Node resource, allocates tunnel addresses when a pool needs them,
-//! and sends a fresh [`Snapshot`] whenever the store changes (a watch on the
-//! whole keyspace wakes it; a periodic re-read covers a broken watch).
+//! and sends a fresh [`Snapshot`] whenever what the node reads changes.
+//!
+//! It lists what the node reads once ([`Scope`]), then follows it with
+//! watches and applies each event to an in-memory [`Cache`]; snapshots are
+//! built from the cache, never by reading the store again. An idle cluster
+//! costs no request at all. It lists again only when a watch cannot resume
+//! (etcd compacted past the revision it needs, a SQLite change log cut, a
+//! failed watch), counted as a watch restart; an etcd restart or a lost
+//! connection is resumed by the store's watch from the next revision, with
+//! no list. There is no periodic re-list (Calico's agents have none either).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use ipnet::IpNet;
 use tokio::sync::mpsc::UnboundedSender;
 use tortie_datastore::typed::TypedError;
-use tortie_datastore::{typed, OpenOptions};
+use tortie_datastore::{typed, BlockingStore, CountingStore, OpenOptions, Revision, StoreStats};
 use tortie_ipam_core::{AllowedUse, AssignRequest, DatastoreIpamStore, Ipam, IpamError};
-use tortie_model::ipam::{ipip_tunnel_handle, vxlan_tunnel_handle, AffinityState};
-use tortie_model::{Kind, Node, NodeBgpSpec, Resource};
+use tortie_model::ipam::{ipip_tunnel_handle, vxlan_tunnel_handle};
+use tortie_model::{Node, NodeBgpSpec, Resource};
 
 use crate::snapshot::Snapshot;
+use crate::sync_metrics::SyncMetrics;
+use crate::syncer::Syncer;
+
+pub use crate::cache::{Cache, Scope};
 
 /// Why a sync pass failed (the syncer retries).
 #[derive(Debug, thiserror::Error)]
@@ -44,59 +56,17 @@ pub struct SyncConfig {
     pub node_ip: IpNet,
     /// Our IPv6 node address with prefix length, when there is one.
     pub node_ip6: Option<IpNet>,
-    /// Periodic full re-read.
-    pub resync: Duration,
 }
 
-fn list(ipam: &Ipam<DatastoreIpamStore>, kind: Kind) -> Result<Vec<Resource>, SyncError> {
+/// Writes our Node; returns the revision of the write.
+fn write_node(ipam: &Ipam<DatastoreIpamStore>, node: Node) -> Result<Revision, SyncError> {
     let b = ipam.store().blocking();
-    Ok(b.block_on(typed::list(b.store().as_ref(), kind, None))?)
-}
-
-/// Reads everything tortie-node acts on.
-pub fn read_snapshot(ipam: &Ipam<DatastoreIpamStore>) -> Result<Snapshot, SyncError> {
-    let mut s = Snapshot::default();
-    for r in list(ipam, Kind::Node)? {
-        if let Resource::Node(n) = r {
-            s.nodes.push(n);
-        }
-    }
-    for r in list(ipam, Kind::BgpConfiguration)? {
-        if let Resource::BgpConfiguration(c) = r {
-            if c.metadata.name == "default" {
-                s.bgp_config = Some(c.spec);
-            }
-        }
-    }
-    for r in list(ipam, Kind::BgpPeer)? {
-        if let Resource::BgpPeer(p) = r {
-            s.bgp_peers.push(p);
-        }
-    }
-    for r in list(ipam, Kind::IpPool)? {
-        if let Resource::IpPool(p) = r {
-            s.pools.push(p);
-        }
-    }
-    for r in list(ipam, Kind::WorkloadEndpoint)? {
-        if let Resource::WorkloadEndpoint(w) = r {
-            s.workloads.push(w);
-        }
-    }
-    s.affinities = ipam
-        .affinities()?
-        .into_iter()
-        .filter(|(_, _, a)| a.state == AffinityState::Confirmed && !a.deleted)
-        .map(|(n, c, _)| (n, c))
-        .collect();
-    s.blocks = ipam.blocks()?;
-    Ok(s)
-}
-
-fn write_node(ipam: &Ipam<DatastoreIpamStore>, node: Node) -> Result<(), SyncError> {
-    let b = ipam.store().blocking();
-    b.block_on(typed::apply(b.store().as_ref(), vec![Resource::Node(node)]))?;
-    Ok(())
+    let written = b.block_on(typed::apply(b.store().as_ref(), vec![Resource::Node(node)]))?;
+    Ok(written
+        .first()
+        .and_then(|r| r.metadata().resource_version.as_deref())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// Our Node as it must be: created if missing, `spec.bgp.ipv4Address`
@@ -121,13 +91,14 @@ pub fn desired_node(snap: &Snapshot, cfg: &SyncConfig) -> Option<Node> {
 }
 
 /// Creates our Node resource if missing, and keeps its addresses current.
+/// Returns the revision of the write, `None` when nothing needed writing.
 pub fn register_node(
     ipam: &Ipam<DatastoreIpamStore>,
     snap: &Snapshot,
     cfg: &SyncConfig,
-) -> Result<bool, SyncError> {
+) -> Result<Option<Revision>, SyncError> {
     let Some(node) = desired_node(snap, cfg) else {
-        return Ok(false);
+        return Ok(None);
     };
     tracing::info!(
         node = %cfg.node_name,
@@ -135,8 +106,7 @@ pub fn register_node(
         ip6 = ?cfg.node_ip6,
         "registering Node resource"
     );
-    write_node(ipam, node)?;
-    Ok(true)
+    Ok(Some(write_node(ipam, node)?))
 }
 
 fn allocate_tunnel(
@@ -153,14 +123,15 @@ fn allocate_tunnel(
 }
 
 /// Allocates the VXLAN / IPIP tunnel address when a pool uses that
-/// encapsulation and our Node has none. Returns true if it wrote.
+/// encapsulation and our Node has none. Returns the revision of the Node
+/// write, `None` when nothing was written.
 pub fn ensure_tunnel_addrs(
     ipam: &Ipam<DatastoreIpamStore>,
     snap: &Snapshot,
     name: &str,
-) -> Result<bool, SyncError> {
+) -> Result<Option<Revision>, SyncError> {
     let Some(mut node) = snap.node(name).cloned() else {
-        return Ok(false);
+        return Ok(None);
     };
     let vxlan = snap.pools.iter().any(|p| p.spec.vxlan_mode().is_enabled());
     let ipip = snap.pools.iter().any(|p| p.spec.ipip_mode().is_enabled());
@@ -184,10 +155,10 @@ pub fn ensure_tunnel_addrs(
             changed = true;
         }
     }
-    if changed {
-        write_node(ipam, node)?;
+    if !changed {
+        return Ok(None);
     }
-    Ok(changed)
+    Ok(Some(write_node(ipam, node)?))
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -198,98 +169,35 @@ pub fn format_mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
-fn pass(ipam: &Ipam<DatastoreIpamStore>, cfg: &SyncConfig) -> Result<Snapshot, SyncError> {
-    let mut snap = read_snapshot(ipam)?;
-    let wrote = register_node(ipam, &snap, cfg)?;
-    if wrote {
-        snap = read_snapshot(ipam)?;
-    }
-    if ensure_tunnel_addrs(ipam, &snap, &cfg.node_name)? {
-        snap = read_snapshot(ipam)?;
-    }
-    Ok(snap)
-}
-
-/// A burst of datastore changes ends after this long without another one.
-const COALESCE_GAP: Duration = Duration::from_millis(10);
-/// The longest a change waits for the rest of its burst.
-const COALESCE_MAX: Duration = Duration::from_millis(50);
-
-/// Waits until the store changes (or `resync` passes).
-fn wait_for_change(
-    ipam: &Ipam<DatastoreIpamStore>,
-    watch: &mut Option<tortie_datastore::WatchStream>,
-    resync: Duration,
-) {
-    let b = ipam.store().blocking();
-    if watch.is_none() {
-        match b.block_on(b.store().watch("/", 0)) {
-            Ok(w) => *watch = Some(w),
-            Err(e) => tracing::warn!(error = %e, "cannot watch the datastore; polling"),
-        }
-    }
-    let Some(w) = watch.as_mut() else {
-        std::thread::park_timeout(Duration::from_secs(1));
-        return;
-    };
-    let got = b.block_on(async {
-        let first = tokio::time::timeout(resync, w.next()).await;
-        // Coalesce a burst of changes into one re-read: wait for a quiet
-        // gap, but never longer than COALESCE_MAX after the first change
-        // (back-to-back pod ADDs would otherwise hold every route back).
-        let cap = tokio::time::Instant::now() + COALESCE_MAX;
-        loop {
-            let left = cap.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match tokio::time::timeout(left.min(COALESCE_GAP), w.next()).await {
-                Ok(Some(Ok(_))) => {}
-                _ => break,
-            }
-        }
-        first
-    });
-    match got {
-        Ok(Some(Ok(_))) | Err(_) => {}
-        Ok(Some(Err(e))) => {
-            tracing::warn!(error = %e, "datastore watch failed; re-watching");
-            *watch = None;
-        }
-        Ok(None) => *watch = None,
-    }
-}
-
 /// Runs the syncer until `tx` closes. Opens the store, retrying while it is
 /// unavailable.
 pub fn run(cfg: SyncConfig, tx: UnboundedSender<Snapshot>) {
-    let ipam = loop {
-        match DatastoreIpamStore::open(&cfg.datastore, &cfg.options) {
-            Ok(s) => break Ipam::new(s),
+    let (ipam, stats) = loop {
+        match open(&cfg) {
+            Ok(opened) => break opened,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the datastore; retrying");
                 std::thread::park_timeout(Duration::from_secs(1));
             }
         }
     };
-    let mut last: Option<Snapshot> = None;
-    let mut watch = None;
-    loop {
-        match pass(&ipam, &cfg) {
-            Ok(snap) if last.as_ref() != Some(&snap) => {
-                if tx.send(snap.clone()).is_err() {
-                    return;
-                }
-                last = Some(snap);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "datastore sync failed; retrying"),
-        }
-        if tx.is_closed() {
-            return;
-        }
-        wait_for_change(&ipam, &mut watch, cfg.resync);
-    }
+    let metrics = Arc::new(SyncMetrics::new(stats));
+    crate::sync_metrics::register(Arc::clone(&metrics));
+    let one_watch = cfg.datastore.starts_with("sqlite:");
+    Syncer::new(cfg, ipam, metrics, one_watch).run(&tx);
+}
+
+/// Opens the store through a [`CountingStore`] (the metrics' counters).
+fn open(cfg: &SyncConfig) -> Result<(Ipam<DatastoreIpamStore>, Arc<StoreStats>), SyncError> {
+    let mut stats = None;
+    let store = BlockingStore::open_wrapped(&cfg.datastore, &cfg.options, |s| {
+        let counting = CountingStore::new(s);
+        stats = Some(counting.stats());
+        Arc::new(counting)
+    })
+    .map_err(TypedError::Store)?;
+    let stats = stats.unwrap_or_default();
+    Ok((Ipam::new(DatastoreIpamStore::new(store)), stats))
 }
 
 #[cfg(test)]
@@ -303,7 +211,6 @@ mod tests {
             node_name: "n1".into(),
             node_ip: "10.0.1.5/24".parse().unwrap(),
             node_ip6: ip6.map(|s| s.parse().unwrap()),
-            resync: Duration::from_secs(10),
         }
     }
 

@@ -28,6 +28,18 @@ impl BlockingStore {
         Ok(Self { runtime, store })
     }
 
+    /// Opens `url` and hands the store to `wrap` (e.g. a
+    /// [`crate::CountingStore`]) before this face uses it.
+    pub fn open_wrapped(
+        url: &str,
+        options: &OpenOptions,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Result<Self> {
+        let mut s = Self::open(url, options)?;
+        s.store = wrap(s.store);
+        Ok(s)
+    }
+
     /// The async store (e.g. to run several operations in one `block_on`).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -9,7 +9,13 @@
 //! /ipam/v2/handle/<id>
 //! /ipam/v2/host/<node>/ipv4/block/10.0.0.0-26
 //! /ipam/v2/config
+//! /index/v1/workloadendpoints/<node>/<namespace>/<name>   (tortie's own)
 //! ```
+//!
+//! The last line is not Calico's: a copy of each WorkloadEndpoint under its
+//! node, written in the same transaction as the endpoint by the typed layer,
+//! so that a node agent can list and watch only its own endpoints (Calico's
+//! layout puts the namespace first, and etcd can only watch key ranges).
 
 /// Prefix of every `projectcalico.org/v3` resource.
 pub const RESOURCES: &str = "/resources/v3/projectcalico.org/";
@@ -83,6 +89,19 @@ pub fn ipam_host_prefix(node: &str) -> String {
     format!("{IPAM}host/{node}/")
 }
 
+/// Prefix of tortie's per-node index of WorkloadEndpoints.
+pub const WORKLOAD_INDEX: &str = "/index/v1/workloadendpoints/";
+
+/// Prefix of the index entries of `node`'s WorkloadEndpoints, ending in `/`.
+pub fn workload_index_prefix(node: &str) -> String {
+    format!("{WORKLOAD_INDEX}{node}/")
+}
+
+/// Key of the index entry of the WorkloadEndpoint `namespace/name` of `node`.
+pub fn workload_index(node: &str, namespace: &str, name: &str) -> String {
+    format!("{WORKLOAD_INDEX}{node}/{namespace}/{name}")
+}
+
 /// Key of the IPAM configuration (strict affinity etc.).
 pub fn ipam_config() -> String {
     format!("{IPAM}config")
@@ -132,6 +151,11 @@ mod tests {
             "/ipam/v2/handle/k8s-pod-network.abc"
         );
         assert_eq!(ipam_config(), "/ipam/v2/config");
+        assert_eq!(
+            workload_index("n1", "ns1", "n1-k8s-pod-eth0"),
+            "/index/v1/workloadendpoints/n1/ns1/n1-k8s-pod-eth0"
+        );
+        assert!(workload_index("n1", "a", "b").starts_with(&workload_index_prefix("n1")));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! hide a compacted watch (it fails with `Compacted`).
 
 pub mod blocking;
+pub mod counting;
 pub mod error;
 pub mod etcd;
 pub mod keys;
@@ -21,6 +22,7 @@ mod url;
 use std::sync::Arc;
 
 pub use blocking::BlockingStore;
+pub use counting::{CountingStore, StoreStats};
 pub use error::{Result, StoreError};
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use sqlite::{SqliteOptions, SqliteStore};

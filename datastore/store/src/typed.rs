@@ -128,6 +128,50 @@ fn encode(r: &Resource) -> Vec<u8> {
     r.to_json().into_bytes()
 }
 
+/// The node index key of a WorkloadEndpoint ([`keys::workload_index`]);
+/// `None` for other kinds and endpoints without a node.
+pub fn workload_index_key(r: &Resource) -> Option<String> {
+    let Resource::WorkloadEndpoint(w) = r else {
+        return None;
+    };
+    if w.spec.node.is_empty() {
+        return None;
+    }
+    let ns = r.namespace().unwrap_or("default");
+    Some(keys::workload_index(&w.spec.node, ns, r.name()))
+}
+
+/// The writes that keep the node index of WorkloadEndpoints current when
+/// `old` (stored) becomes `new` (written; `None`: deleted): the entry under
+/// the new node is the same value as the endpoint, the entry under a
+/// previous node goes (when present: endpoints stored before the index
+/// have none).
+async fn index_ops(
+    store: &dyn Store,
+    new: Option<&Resource>,
+    old: Option<&Resource>,
+) -> Result<Vec<TxnOp>> {
+    let new_key = new.and_then(workload_index_key);
+    let mut ops = Vec::new();
+    if let Some(k) = old.and_then(workload_index_key) {
+        if Some(&k) != new_key.as_ref() {
+            if let Some(kv) = store.get(&k).await? {
+                ops.push(TxnOp::Delete {
+                    key: k,
+                    expected: Some(kv.revision),
+                });
+            }
+        }
+    }
+    if let (Some(key), Some(r)) = (new_key, new) {
+        ops.push(TxnOp::Put {
+            key,
+            value: encode(r),
+        });
+    }
+    Ok(ops)
+}
+
 /// The resourceVersion the caller gave, as a revision.
 fn given_version(r: &Resource) -> Result<Option<Revision>> {
     match &r.metadata().resource_version {
@@ -276,6 +320,7 @@ pub async fn create(store: &dyn Store, resources: Vec<Resource>) -> Result<Vec<R
             key: key_of_resource(r),
             value: encode(r),
         });
+        ops.extend(index_ops(store, Some(r), None).await?);
     }
     let rev = commit(store, ops, &ids).await?;
     Ok(with_version(resources, rev))
@@ -300,12 +345,14 @@ pub async fn replace(store: &dyn Store, resources: Vec<Resource>) -> Result<Vec<
         let Some(kv) = store.get(&key).await? else {
             return Err(TypedError::NotFound { id: r.id() });
         };
-        keep_identity(r, &decode(&kv)?);
+        let old = decode(&kv)?;
+        keep_identity(r, &old);
         ops.push(TxnOp::Update {
             key,
             value: encode(r),
             expected: given.unwrap_or(kv.revision),
         });
+        ops.extend(index_ops(store, Some(r), Some(&old)).await?);
     }
     let rev = commit(store, ops, &ids).await?;
     Ok(with_version(resources, rev))
@@ -327,13 +374,15 @@ pub async fn apply(store: &dyn Store, resources: Vec<Resource>) -> Result<Vec<Re
             let given = given_version(r)?;
             match store.get(&key).await? {
                 Some(kv) => {
-                    keep_identity(r, &decode(&kv)?);
+                    let old = decode(&kv)?;
+                    keep_identity(r, &old);
                     let expected = given.unwrap_or(kv.revision);
                     ops.push(TxnOp::Update {
                         key,
                         value: encode(r),
                         expected,
                     });
+                    ops.extend(index_ops(store, Some(r), Some(&old)).await?);
                 }
                 None => {
                     stamp_new(r);
@@ -341,6 +390,7 @@ pub async fn apply(store: &dyn Store, resources: Vec<Resource>) -> Result<Vec<Re
                         key,
                         value: encode(r),
                     });
+                    ops.extend(index_ops(store, Some(r), None).await?);
                 }
             }
         }
@@ -371,11 +421,13 @@ pub async fn delete(store: &dyn Store, resources: Vec<Resource>) -> Result<Vec<R
         let Some(kv) = store.get(&key).await? else {
             return Err(TypedError::NotFound { id: r.id() });
         };
-        deleted.push(decode(&kv)?);
+        let old = decode(&kv)?;
         ops.push(TxnOp::Delete {
             key,
             expected: Some(given.unwrap_or(kv.revision)),
         });
+        ops.extend(index_ops(store, None, Some(&old)).await?);
+        deleted.push(old);
     }
     commit(store, ops, &ids).await?;
     Ok(deleted)

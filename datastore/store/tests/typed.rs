@@ -152,6 +152,62 @@ mod cases {
         let one = typed::get(s, Kind::WorkloadEndpoint, Some("ns2"), "node1-k8s-b-eth0").await;
         assert!(one.is_ok(), "{one:?}");
     }
+
+    /// The keys under a node's WorkloadEndpoint index, each checked to hold
+    /// the endpoint's own stored value.
+    async fn indexed(s: &dyn Store, node: &str) -> Vec<String> {
+        let l = s
+            .list(&tortie_datastore::keys::workload_index_prefix(node))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for kv in l.items {
+            let r = typed::decode(&kv).unwrap();
+            let stored = s
+                .get(&typed::key_of_resource(&r))
+                .await
+                .unwrap()
+                .expect("an index entry without its endpoint");
+            assert_eq!(stored.value, kv.value, "{}", kv.key);
+            out.push(kv.key);
+        }
+        out
+    }
+
+    pub async fn every_write_keeps_the_node_index_of_endpoints(fx: &Fixture) {
+        let s = fx.store.as_ref();
+        typed::create(s, manifest(WEPS)).await.unwrap();
+        let both = [
+            "/index/v1/workloadendpoints/node1/ns1/node1-k8s-a-eth0",
+            "/index/v1/workloadendpoints/node1/ns2/node1-k8s-b-eth0",
+        ];
+        assert_eq!(indexed(s, "node1").await, both);
+        // apply of a changed endpoint rewrites the copy.
+        let changed = WEPS.replace("10.244.0.2/32", "10.244.0.9/32");
+        typed::apply(s, manifest(&changed)).await.unwrap();
+        assert_eq!(indexed(s, "node1").await, both);
+        // Moving an endpoint to another node moves its entry.
+        let moved = manifest(&changed.replace(
+            "{node: node1, orchestrator: k8s, pod: b",
+            "{node: node2, orchestrator: k8s, pod: b",
+        ));
+        typed::replace(s, moved).await.unwrap();
+        assert_eq!(indexed(s, "node1").await, both[..1]);
+        assert_eq!(
+            indexed(s, "node2").await,
+            ["/index/v1/workloadendpoints/node2/ns2/node1-k8s-b-eth0"]
+        );
+        // An endpoint stored before the index (no entry) still deletes.
+        s.delete(both[0], None).await.unwrap();
+        typed::delete_one(s, Kind::WorkloadEndpoint, Some("ns1"), "node1-k8s-a-eth0")
+            .await
+            .unwrap();
+        typed::delete_one(s, Kind::WorkloadEndpoint, Some("ns2"), "node1-k8s-b-eth0")
+            .await
+            .unwrap();
+        assert!(indexed(s, "node2").await.is_empty());
+        assert!(s.list("/index/").await.unwrap().items.is_empty());
+    }
 }
 
 macro_rules! both_backends {
@@ -175,4 +231,5 @@ both_backends!(
     apply_with_one_stale_resource_version_writes_nothing,
     replace_keeps_identity_and_delete_needs_the_current_version,
     namespaced_lists_filter_by_namespace,
+    every_write_keeps_the_node_index_of_endpoints,
 );

@@ -5,6 +5,8 @@
 
 mod watch;
 
+pub use watch::reconnects as watch_reconnects;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

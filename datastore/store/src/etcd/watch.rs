@@ -3,6 +3,7 @@
 //! breaks, so no event is lost or delivered twice; a compacted start ends
 //! the watch with `StoreError::Compacted`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
@@ -15,6 +16,17 @@ use crate::store::{KeyValue, Revision, WatchEvent, WatchStream};
 const CHANNEL_DEPTH: usize = 1024;
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// etcd watches re-created after a broken stream, in this process.
+static RECONNECTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process's etcd watches were re-created from their
+/// last delivered revision + 1 after the stream broke (an etcd restart, a
+/// lost connection). A resumed watch loses and repeats nothing; a watch
+/// that cannot resume (compaction) ends with `Compacted` instead.
+pub fn reconnects() -> u64 {
+    RECONNECTS.load(Ordering::Relaxed)
+}
 
 /// What to watch.
 pub(super) struct WatchSpec {
@@ -68,6 +80,7 @@ async fn run(mut spec: WatchSpec, tx: mpsc::Sender<Result<WatchEvent>>) {
             Err(e) => e.to_string(),
         };
         tracing::debug!(prefix = %spec.start, next = spec.from, reason = %reason, "etcd watch reconnecting");
+        RECONNECTS.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = tx.closed() => return,

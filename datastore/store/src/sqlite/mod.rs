@@ -25,11 +25,13 @@ pub struct SqliteOptions {
     /// 1,000 revisions); 0 keeps everything.
     pub history: Revision,
     /// How often a watch checks the database for commits while it is
-    /// "hot" (shortly after an inotify event or a change it delivered), and
-    /// always when inotify cannot be used.
+    /// "hot" (shortly after an inotify event or a change it delivered);
+    /// without inotify, an idle watch checks every 50 ms.
     pub poll_interval: std::time::Duration,
-    /// How often an idle watch checks anyway (the safety poll: correctness
-    /// never depends on an inotify event arriving).
+    /// How often an idle watch checks anyway (the safety poll, one `PRAGMA
+    /// data_version`, 60 s by default: an inotify event can only be lost
+    /// on a queue overflow or a removed directory, and both wake every
+    /// watch; without inotify the watch polls every `poll_interval`).
     pub idle_poll_interval: std::time::Duration,
 }
 
@@ -38,7 +40,7 @@ impl Default for SqliteOptions {
         Self {
             history: 10_000,
             poll_interval: std::time::Duration::from_millis(1),
-            idle_poll_interval: std::time::Duration::from_millis(100),
+            idle_poll_interval: std::time::Duration::from_secs(60),
         }
     }
 }

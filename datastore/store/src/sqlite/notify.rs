@@ -74,6 +74,24 @@ impl Subscription {
     }
 }
 
+/// Wakes a [`Subscription`]'s waiter without an inotify event (e.g. when
+/// the watch's consumer went away and its thread should end now).
+pub(super) struct Waker(Arc<Signal>);
+
+impl Waker {
+    /// Wakes the subscription's waiter.
+    pub(super) fn wake(&self) {
+        self.0.bump();
+    }
+}
+
+impl Subscription {
+    /// A handle that wakes this subscription.
+    pub(super) fn waker(&self) -> Waker {
+        Waker(Arc::clone(&self.signal))
+    }
+}
+
 /// Subscribes to changes of the database at `db`; `Err` says why inotify
 /// cannot be used (the caller falls back to fast polling).
 pub(super) fn subscribe(db: &Path) -> Result<Subscription, String> {

@@ -4,10 +4,11 @@
 //!
 //! When to check: an idle watch sleeps until inotify reports a write to the
 //! database's files (`notify`), or the safety poll (`idle_poll_interval`,
-//! 100 ms) expires. After an event or a delivered change the watch is "hot"
+//! 60 s) expires; dropping the stream wakes it too, so its thread ends. After an event or a delivered change the watch is "hot"
 //! for [`HOT_WINDOW`] and checks every `poll_interval` (1 ms): the WAL write
 //! that wakes it can precede the commit becoming visible in the WAL index.
-//! Without inotify it checks every `poll_interval` always.
+//! Without inotify it checks every `poll_interval` while hot and every
+//! 50 ms ([`FALLBACK_IDLE`]) otherwise.
 //!
 //! Must not: depend on inotify for correctness (events can be lost or early).
 
@@ -26,6 +27,13 @@ const CHANNEL_DEPTH: usize = 1024;
 /// How long a watch keeps checking every `poll_interval` after an inotify
 /// event or a delivered change.
 const HOT_WINDOW: Duration = Duration::from_millis(20);
+
+/// Without inotify, how often an idle watch checks (after [`HOT_WINDOW`]
+/// without a change): a change then waits up to this long, but a lab of
+/// hundreds of agents whose processes got no inotify instance
+/// (`fs.inotify.max_user_instances`, 128 by default) does not spend a core
+/// polling every millisecond.
+const FALLBACK_IDLE: Duration = Duration::from_millis(50);
 
 /// The watch's check intervals ([`super::SqliteOptions`]).
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +56,7 @@ pub(super) fn start(
     let wake = match notify::subscribe(path) {
         Ok(sub) => Some(sub),
         Err(why) => {
-            tracing::warn!(db = %path.display(), %why, "no inotify for this sqlite watch; polling every {:?}", polls.hot);
+            tracing::warn!(db = %path.display(), %why, "no inotify for this sqlite watch; polling every {:?} (every {:?} after a change)", polls.idle.min(FALLBACK_IDLE), polls.hot);
             None
         }
     };
@@ -63,6 +71,7 @@ pub(super) fn start(
     let version = ops::data_version(&conn)?;
     let first = ops::changes_since(&mut conn, &prefix, from)?;
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let on_drop = WakeOnDrop(wake.as_ref().map(notify::Subscription::waker));
     let poller = Poller {
         conn,
         prefix,
@@ -75,9 +84,23 @@ pub(super) fn start(
         .name("tortie-sqlite-watch".into())
         .spawn(move || poller.run(version, first))
         .map_err(|e| crate::StoreError::Unavailable(format!("cannot start watch thread: {e}")))?;
-    Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })))
+    Ok(Box::pin(futures::stream::unfold(
+        (rx, on_drop),
+        |(mut rx, on_drop)| async move { rx.recv().await.map(|item| (item, (rx, on_drop))) },
+    )))
+}
+
+/// Held by the stream: when the consumer drops it, the polling thread is
+/// woken to notice and end (an idle watch would otherwise sleep until its
+/// safety poll).
+struct WakeOnDrop(Option<notify::Waker>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Some(w) = &self.0 {
+            w.wake();
+        }
+    }
 }
 
 struct Poller {
@@ -145,7 +168,7 @@ impl Poller {
         match &mut self.wake {
             Some(sub) => sub.wait(timeout),
             None => {
-                std::thread::sleep(self.polls.hot);
+                std::thread::sleep(timeout.min(FALLBACK_IDLE));
                 false
             }
         }
