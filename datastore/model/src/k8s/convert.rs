@@ -18,6 +18,8 @@ use crate::workload_endpoint::{LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX};
 /// Label (under `pcns.`) holding the namespace's own name, so that a
 /// namespaceSelector can pick a namespace by name.
 pub const NAMESPACE_NAME_LABEL: &str = "projectcalico.org/name";
+/// The label the Kubernetes API server gives every namespace (its name).
+pub const K8S_NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// The order Calico gives every converted Kubernetes policy.
 const K8S_POLICY_ORDER: f64 = 1000.0;
@@ -207,19 +209,22 @@ pub fn network_policy_to_calico(np: &K8sNetworkPolicy) -> NetworkPolicy {
 }
 
 /// The Calico `Profile` `kns.<name>` for a Kubernetes Namespace: allow
-/// both ways, and the namespace's labels (and name) under `pcns.`.
+/// both ways, and the namespace's labels under `pcns.`: its own, the
+/// `kubernetes.io/metadata.name` label the API server gives every
+/// namespace, and Calico's `projectcalico.org/name`.
 pub fn namespace_to_profile(ns: &K8sNamespace) -> Profile {
-    let name = &ns.metadata.name;
-    let mut labels: BTreeMap<String, String> = ns
-        .metadata
-        .labels
-        .iter()
-        .map(|(k, v)| (format!("{NAMESPACE_LABEL_PREFIX}{k}"), v.clone()))
+    namespace_profile(&ns.metadata.name, &ns.metadata.labels)
+}
+
+/// The profile of namespace `name` with `labels` (see [`namespace_to_profile`]).
+pub fn namespace_profile(name: &str, labels: &BTreeMap<String, String>) -> Profile {
+    let mut labels = labels.clone();
+    labels.insert(K8S_NAMESPACE_NAME_LABEL.to_owned(), name.to_owned());
+    labels.insert(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned());
+    let labels: BTreeMap<String, String> = labels
+        .into_iter()
+        .map(|(k, v)| (format!("{NAMESPACE_LABEL_PREFIX}{k}"), v))
         .collect();
-    labels.insert(
-        format!("{NAMESPACE_LABEL_PREFIX}{NAMESPACE_NAME_LABEL}"),
-        name.clone(),
-    );
     Profile {
         metadata: ObjectMeta::named(format!("{NAMESPACE_PROFILE_PREFIX}{name}")),
         spec: ProfileSpec {

@@ -23,7 +23,10 @@ use crate::error::FieldError;
 use crate::meta::ObjectMeta;
 use crate::resource::Resource;
 
-pub use convert::{namespace_to_profile, network_policy_to_calico, NAMESPACE_NAME_LABEL};
+pub use convert::{
+    namespace_profile, namespace_to_profile, network_policy_to_calico, K8S_NAMESPACE_NAME_LABEL,
+    NAMESPACE_NAME_LABEL,
+};
 
 /// `apiVersion` of Kubernetes NetworkPolicy.
 pub const NETWORKING_V1: &str = "networking.k8s.io/v1";

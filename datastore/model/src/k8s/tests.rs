@@ -283,7 +283,11 @@ fn namespaces_become_profiles_with_prefixed_labels() {
         panic!("{r:?}")
     };
     assert_eq!(p.metadata.name, "kns.team-a");
-    assert_eq!(p.spec.labels_to_apply.len(), 2);
+    assert_eq!(p.spec.labels_to_apply.len(), 3);
+    assert_eq!(
+        p.spec.labels_to_apply["pcns.kubernetes.io/metadata.name"],
+        "team-a"
+    );
     assert_eq!(p.spec.labels_to_apply["pcns.env"], "prod");
     assert_eq!(
         p.spec.labels_to_apply["pcns.projectcalico.org/name"],
