@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use common::*;
 use ipnet::IpNet;
 use proptest::prelude::*;
+use tortie_felix::policy::interp::{CtState, Packet};
 use tortie_felix::policy::{compile, PolicyConfig, PolicyInput};
 use tortie_model::k8s::namespace_profile;
 use tortie_model::policy::{
@@ -32,7 +33,13 @@ const SELECTORS: [&str; 6] = [
 ];
 const NS_SELECTORS: [&str; 4] = ["", "team == 'a'", "all()", "team != 'a'"];
 const NAMESPACES: [&str; 2] = ["x", "y"];
-const EXTERNAL: [&str; 3] = ["192.0.2.5", "198.51.100.5", "203.0.113.5"];
+const EXTERNAL: [&str; 5] = [
+    "192.0.2.5",
+    "198.51.100.5",
+    "203.0.113.5",
+    "2001:db8::5",
+    "2001:db8:1::5",
+];
 
 /// One side of a generated rule.
 #[derive(Debug, Clone)]
@@ -65,11 +72,17 @@ fn arb_side(with_ports: bool) -> impl Strategy<Value = GenSide> {
         prop_oneof![6 => Just(0usize), 1 => 1..NS_SELECTORS.len()],
         prop::option::weighted(
             0.15,
-            prop::sample::select(vec!["10.244.0.0/16", "192.0.2.0/24", "198.51.100.0/25"]),
+            prop::sample::select(vec![
+                "10.244.0.0/16",
+                "192.0.2.0/24",
+                "198.51.100.0/25",
+                "fd00::/120",
+                "2001:db8::/48",
+            ]),
         ),
         prop::option::weighted(
             0.1,
-            prop::sample::select(vec!["10.244.1.0/24", "192.0.2.4/30"]),
+            prop::sample::select(vec!["10.244.1.0/24", "192.0.2.4/30", "fd00::1/128"]),
         ),
         prop_oneof![2 => Just(vec![]), 1 => ports],
         prop_oneof![4 => Just(vec![]), 1 => not_ports],
@@ -116,7 +129,8 @@ fn arb_rule() -> impl Strategy<Value = Rule> {
         3 => Just(None),
         2 => Just(Some("TCP")),
         1 => Just(Some("UDP")),
-        1 => Just(Some("ICMP"))
+        1 => Just(Some("ICMP")),
+        1 => Just(Some("ICMPv6"))
     ];
     (action, proto).prop_flat_map(|(action, proto)| {
         let ports = matches!(proto, Some("TCP" | "UDP"));
@@ -128,6 +142,16 @@ fn arb_rule() -> impl Strategy<Value = Rule> {
             }
             r.source = s.entity();
             r.destination = d.entity();
+            // One family per rule (mixed ones are refused).
+            let v4 = |e: &EntityRule| e.all_nets().any(|n| matches!(n, IpNet::V4(_)));
+            let v6 = |e: &EntityRule| e.all_nets().any(|n| matches!(n, IpNet::V6(_)));
+            if (v4(&r.source) || v4(&r.destination)) && (v6(&r.source) || v6(&r.destination)) {
+                r.destination.nets.clear();
+                r.destination.not_nets.clear();
+                if v4(&r.source) && v6(&r.source) {
+                    r.source.not_nets.clear();
+                }
+            }
             r
         })
     })
@@ -200,20 +224,26 @@ fn arb_pod(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
         any::<bool>(),
         prop::option::of(prop::sample::select(vec![80u16, 8081, 9])),
         prop::bool::weighted(0.25),
+        prop::bool::weighted(0.4),
     )
-        .prop_map(move |(ns, app, tier, http, remote)| {
+        .prop_map(move |(ns, app, tier, http, remote, v6)| {
             let mut labels = vec![("app", app)];
             if tier {
                 labels.push(("tier", "1"));
             }
             let node = if remote { "n2" } else { NODE };
-            let w = wep(
+            let mut w = wep(
                 ns,
                 &format!("pod{i}"),
                 node,
                 &format!("10.244.{i}.1"),
                 &labels,
             );
+            if v6 {
+                w.spec
+                    .ip_networks
+                    .push(format!("fd00::{i}/128").parse().unwrap());
+            }
             match http {
                 Some(p) => with_port(w, "http", "TCP", p),
                 None => w,
@@ -258,7 +288,8 @@ impl World {
                 },
             )
         };
-        let (metadata, spec) = set("g", None, "192.0.2.0/24");
+        let (metadata, mut spec) = set("g", None, "192.0.2.0/24");
+        spec.nets.push("2001:db8::/64".parse().unwrap());
         i.global_network_sets
             .push(GlobalNetworkSet { metadata, spec });
         let (metadata, spec) = set("n", Some("x"), "198.51.100.0/24");
@@ -333,7 +364,7 @@ impl World {
         let mut v: Vec<At<'_>> = self
             .pods
             .iter()
-            .filter(|w| w.spec.ip_networks[0].addr() == a)
+            .filter(|w| w.spec.ip_networks.iter().any(|n| n.addr() == a))
             .map(|w| At {
                 labels: Self::pod_labels(w),
                 ns: Some(w.namespace()),
@@ -341,7 +372,11 @@ impl World {
             })
             .collect();
         let ext = labels(&[("role", "ext")]);
-        if "192.0.2.0/24".parse::<IpNet>().unwrap().contains(&a) {
+        let global = ["192.0.2.0/24", "2001:db8::/64"];
+        if global
+            .iter()
+            .any(|n| n.parse::<IpNet>().unwrap().contains(&a))
+        {
             v.push(At {
                 labels: ext.clone(),
                 ns: None,
@@ -436,11 +471,23 @@ impl World {
             if proto.number() != Some(p.proto) {
                 return false;
             }
+            // ICMP is IPv4's, ICMPv6 IPv6's.
+            match proto.number() {
+                Some(1) if !p.src.is_ipv4() => return false,
+                Some(58) if !p.src.is_ipv6() => return false,
+                _ => {}
+            }
         }
         if let Some(proto) = &r.not_protocol {
             if proto.number() == Some(p.proto) {
                 return false;
             }
+        }
+        // As Calico renders rules per IP version: a rule whose CIDRs are of
+        // the other family (notNets included) does not exist for this one.
+        let mut nets = r.source.all_nets().chain(r.destination.all_nets());
+        if nets.any(|n| n.addr().is_ipv4() != p.src.is_ipv4()) {
+            return false;
         }
         // Generated ICMP packets are echo requests; ICMP rules carry no type.
         let sport = 40000;
@@ -512,7 +559,7 @@ impl World {
     fn local(&self, a: IpAddr) -> Option<&WorkloadEndpoint> {
         self.pods
             .iter()
-            .find(|w| w.spec.ip_networks[0].addr() == a && w.spec.node == NODE)
+            .find(|w| w.spec.ip_networks.iter().any(|n| n.addr() == a) && w.spec.node == NODE)
     }
 
     fn expected(&self, p: &Pkt) -> bool {
@@ -530,7 +577,7 @@ fn addresses(w: &World) -> Vec<IpAddr> {
     let mut v: Vec<IpAddr> = w
         .pods
         .iter()
-        .map(|p| p.spec.ip_networks[0].addr())
+        .flat_map(|p| p.spec.ip_networks.iter().map(|n| n.addr()))
         .collect();
     v.extend(EXTERNAL.iter().map(|s| s.parse::<IpAddr>().unwrap()));
     v
@@ -544,17 +591,30 @@ proptest! {
         let input = world.input();
         let rs = compile(&input, &PolicyConfig::default()).ruleset;
         let addrs = addresses(&world);
+        let iface = |a: IpAddr| {
+            world.local(a).map_or_else(|| "eth0".to_string(), |w| w.spec.interface_name.clone())
+        };
         for &src in &addrs {
             for &dst in &addrs {
-                if src == dst || (world.local(src).is_none() && world.local(dst).is_none()) {
+                let local = world.local(src).is_some() || world.local(dst).is_some();
+                if src == dst || !local || src.is_ipv4() != dst.is_ipv4() {
                     continue;
                 }
-                for (proto, dport) in [(6u8, 80u16), (6, 81), (6, 8080), (17, 80), (17, 9), (1, 0)] {
-                    let peer = |a: IpAddr| match world.local(a) {
-                        Some(w) => Peer::Local(w),
-                        None => Peer::Away(a.to_string()),
+                let icmp = if src.is_ipv4() { 1 } else { 58 };
+                for (proto, dport) in [(6u8, 80u16), (6, 81), (6, 8080), (17, 80), (17, 9), (icmp, 0)] {
+                    let pkt = Packet {
+                        src,
+                        dst,
+                        proto,
+                        sport: 40000,
+                        dport,
+                        icmp_type: 8,
+                        icmp_code: 0,
+                        iif: iface(src),
+                        oif: iface(dst),
+                        ct: CtState::New,
+                        mark: 0,
                     };
-                    let pkt = packet(&peer(src), &peer(dst), proto, dport);
                     let want = world.expected(&Pkt { src, dst, proto, dport });
                     prop_assert_eq!(
                         forwards_in(&rs, &pkt), want,

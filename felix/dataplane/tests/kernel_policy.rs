@@ -354,8 +354,10 @@ fn a_flushed_edited_or_deleted_table_is_detected_and_restored() {
     for t in tampering {
         n.host.exec(&["nft", t]).unwrap();
         assert_eq!(p.check().unwrap(), TableState::Drifted, "{t}");
+        assert_eq!(p.check_full().unwrap(), TableState::Drifted, "{t}");
         assert!(p.repair().unwrap(), "{t}");
         assert_eq!(p.check().unwrap(), TableState::InSync, "{t}");
+        assert_eq!(p.check_full().unwrap(), TableState::InSync, "{t}");
         assert!(
             !n.probe(From::Pod(0), ip(&n, 1), "tcp", 81),
             "enforced again after {t}"

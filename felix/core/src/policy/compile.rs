@@ -254,6 +254,14 @@ pub fn compile(input: &PolicyInput, cfg: &PolicyConfig) -> Compiled {
         problems: std::mem::take(&mut view.problems),
     };
     let items = policies(input, &mut b.problems);
+    let present: Vec<Family> = Family::BOTH
+        .into_iter()
+        .filter(|f| {
+            view.entities
+                .iter()
+                .any(|e| e.nets.iter().any(|n| Family::of_net(n) == *f))
+        })
+        .collect();
     let mut used_policies: BTreeSet<(usize, PolicyType)> = BTreeSet::new();
     let mut used_profiles: BTreeSet<&str> = BTreeSet::new();
     let mut applied = BTreeMap::new();
@@ -290,6 +298,7 @@ pub fn compile(input: &PolicyInput, cfg: &PolicyConfig) -> Compiled {
             owner: Owner::Policy,
             pass_mark: cfg.pass_mark,
             log_prefix: &cfg.log_prefix,
+            present: &present,
         };
         let rules = p.rules(dir).unwrap_or_default();
         b.rule_chain(policy_chain(dir, &p.id), rules, &ctx, &p.id);
@@ -300,6 +309,7 @@ pub fn compile(input: &PolicyInput, cfg: &PolicyConfig) -> Compiled {
             owner: Owner::Profile,
             pass_mark: cfg.pass_mark,
             log_prefix: &cfg.log_prefix,
+            present: &present,
         };
         let (ingress, egress) = match view.profiles.get(name) {
             Some(p) => (p.spec.ingress.as_slice(), p.spec.egress.as_slice()),

@@ -30,6 +30,10 @@ pub(crate) struct RuleCtx<'a> {
     pub(crate) pass_mark: u32,
     /// Prefix of log lines.
     pub(crate) log_prefix: &'a str,
+    /// Families some endpoint or network set has addresses of: a
+    /// positive selector (or named port) cannot match another family, so
+    /// no rule variant is written for it.
+    pub(crate) present: &'a [Family],
 }
 
 /// One side (source/destination) of a rule, resolved.
@@ -96,6 +100,11 @@ fn port_alts(ports: &[Port]) -> Vec<PortAlt> {
         alts.push(PortAlt::Any);
     }
     alts
+}
+
+/// True if the side needs an address in a selector or named-port set.
+fn has_positive_set(s: &Side<'_>) -> bool {
+    s.sel.selector.is_some() || s.e.ports.iter().any(|p| p.name().is_some())
 }
 
 fn has_addr_match(s: &Side<'_>) -> bool {
@@ -254,7 +263,11 @@ pub(crate) fn compile(
     let proto = r.protocol.as_ref().and_then(|p| p.number()).unwrap_or(0);
     let (stmts, verdict) = action(r.action, ctx);
     let mut out = Vec::new();
+    let positive = has_positive_set(&src) || has_positive_set(&dst);
     for family in variants {
+        if family.is_some_and(|f| positive && !ctx.present.contains(&f)) {
+            continue;
+        }
         let mut base = Vec::new();
         if let (Some(f), false) = (family, has_addr_match(&src) || has_addr_match(&dst)) {
             base.push(Match::NfProto(f));

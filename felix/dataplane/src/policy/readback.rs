@@ -221,6 +221,64 @@ fn map_verdict(v: &Value) -> String {
     v.to_string()
 }
 
+impl Summary {
+    /// The parts a rule dump can see: chains that hold rules, without
+    /// their hooks (sets and maps kept).
+    pub fn rules_view(&self) -> Summary {
+        Summary {
+            chains: self
+                .chains
+                .iter()
+                .filter(|(_, c)| !c.comments.is_empty())
+                .map(|(n, c)| {
+                    let view = ChainSummary {
+                        base: None,
+                        comments: c.comments.clone(),
+                    };
+                    (n.clone(), view)
+                })
+                .collect(),
+            sets: self.sets.clone(),
+            maps: self.maps.clone(),
+        }
+    }
+}
+
+/// The quick view: rule comments from a kernel dump, sets and maps of
+/// `table` from `nft -j list sets|maps` output.
+pub fn quick_view(
+    rules: BTreeMap<String, Vec<String>>,
+    sets_json: &[u8],
+    maps_json: &[u8],
+    table: &str,
+) -> Result<Summary, ReadbackError> {
+    let mut s = Summary {
+        chains: rules
+            .into_iter()
+            .map(|(n, comments)| {
+                (
+                    n,
+                    ChainSummary {
+                        base: None,
+                        comments,
+                    },
+                )
+            })
+            .collect(),
+        ..Summary::default()
+    };
+    for json in [sets_json, maps_json] {
+        let doc: Value = serde_json::from_slice(json).map_err(|e| err(e.to_string()))?;
+        for obj in doc["nftables"].as_array().into_iter().flatten() {
+            let body = obj.get("set").or_else(|| obj.get("map"));
+            if body.is_some_and(|b| b["table"] == table && b["family"] == "inet") {
+                add_object(&mut s, obj)?;
+            }
+        }
+    }
+    Ok(s)
+}
+
 fn add_object(s: &mut Summary, obj: &Value) -> Result<(), ReadbackError> {
     if let Some(c) = obj.get("chain") {
         let name = c["name"].as_str().unwrap_or_default().to_string();
