@@ -268,8 +268,24 @@ fn iperf(n: &PodNet, secs: u32) -> f64 {
         .stderr(Stdio::null());
     let _server = ChildGuard::spawn("iperf3 server", &mut server).unwrap();
     let target = n.pods[1].ip.to_string();
+    // Start the client once the server listens.
+    tortie_testkit::wait_until(
+        "iperf3 server listening",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            n.pods[1]
+                .ns
+                .exec(&["ss", "-Hltn", "sport = :15201"])
+                .is_ok_and(|o| !o.stdout.is_empty())
+        },
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let started = Instant::now();
+    let mut attempts = 0;
     let out = loop {
+        attempts += 1;
         let out = n.pods[0]
             .ns
             .command("iperf3")
@@ -285,7 +301,8 @@ fn iperf(n: &PodNet, secs: u32) -> f64 {
     match v["end"]["sum_received"]["bits_per_second"].as_f64() {
         Some(bps) => bps / 1e9,
         None => panic!(
-            "iperf3 failed: {}{}",
+            "iperf3 failed after {attempts} attempts in {:?}: {}{}",
+            started.elapsed(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ),
