@@ -301,8 +301,8 @@ fn deleting_a_policy_removes_exactly_its_chains() {
         .collect();
     assert_eq!(
         sets.len(),
-        2,
-        "the v4 and v6 sets of app == 'web' in x: {script}"
+        1,
+        "the (IPv4: no endpoint has IPv6) set of app == 'web' in x: {script}"
     );
     let rules: Vec<&str> = script
         .lines()
