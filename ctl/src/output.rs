@@ -82,6 +82,19 @@ fn columns(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<Column> {
             col("IPV6", "/spec/bgp/ipv6Address"),
         ],
         Kind::Node | Kind::FelixConfiguration => vec![col("NAME", "/metadata/name")],
+        Kind::NetworkPolicy | Kind::GlobalNetworkPolicy if wide => vec![
+            col("NAME", "/metadata/name"),
+            col("ORDER", "/spec/order"),
+            col("SELECTOR", "/spec/selector"),
+        ],
+        Kind::NetworkSet | Kind::GlobalNetworkSet if wide => {
+            vec![col("NAME", "/metadata/name"), col("NETS", "/spec/nets")]
+        }
+        Kind::NetworkPolicy
+        | Kind::GlobalNetworkPolicy
+        | Kind::NetworkSet
+        | Kind::GlobalNetworkSet
+        | Kind::Profile => vec![col("NAME", "/metadata/name")],
         Kind::WorkloadEndpoint => vec![
             col("WORKLOAD", "/spec/pod"),
             col("NODE", "/spec/node"),

@@ -27,7 +27,8 @@ pub struct DeleteArgs {
     /// Manifest naming the resources to delete, or `-` for stdin.
     #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with_all = ["kind", "name"])]
     pub filename: Option<String>,
-    /// Resource kind (ippools, bgpconfigs, bgppeers, nodes, workloadendpoints, felixconfigs).
+    /// Resource kind (ippools, bgpconfigs, bgppeers, nodes, workloadendpoints, felixconfigs,
+    /// networkpolicies, globalnetworkpolicies, networksets, globalnetworksets, profiles).
     #[arg(required_unless_present = "filename", requires = "name")]
     pub kind: Option<String>,
     /// Resource name.
@@ -40,7 +41,8 @@ pub struct DeleteArgs {
 /// `get KIND [NAME]`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Resource kind (ippools, bgpconfigs, bgppeers, nodes, workloadendpoints, felixconfigs).
+    /// Resource kind (ippools, bgpconfigs, bgppeers, nodes, workloadendpoints, felixconfigs,
+    /// networkpolicies, globalnetworkpolicies, networksets, globalnetworksets, profiles).
     pub kind: String,
     /// Only this resource.
     pub name: Option<String>,

@@ -69,6 +69,9 @@ pub enum Reason {
     /// A resource name that is not a DNS-1123 subdomain.
     #[error("must be a DNS-1123 subdomain: at most 253 lower case alphanumerics, '-' or '.', starting and ending with an alphanumeric")]
     NotDns1123Subdomain,
+    /// A name that must be a single DNS-1123 label.
+    #[error("must be a DNS-1123 label: at most 63 lower case alphanumerics or '-', starting and ending with an alphanumeric")]
+    NotDns1123Label,
     /// A label or annotation key that is not a Kubernetes qualified name.
     #[error("must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric")]
     NotQualifiedName,
@@ -114,6 +117,15 @@ pub enum Reason {
         /// The accepted values, comma separated.
         allowed: &'static str,
     },
+    /// A port name that is not a Kubernetes IANA service name.
+    #[error("must be a port name: 1 to 15 lower case alphanumerics or '-', with at least one letter, no leading, trailing or doubled '-'")]
+    NotPortName,
+    /// A Calico field tortie does not implement (refused rather than ignored).
+    #[error("is not supported by tortie: {0}; remove the field")]
+    Unsupported(&'static str),
+    /// A value that is invalid for a reason stated in words.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Collects the field errors of one resource under its `Kind(name)` prefix.

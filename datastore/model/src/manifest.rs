@@ -108,7 +108,12 @@ pub enum ManifestError {
 
 fn kind_names() -> String {
     let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-    format!("{} (or a List of them)", names.join(", "))
+    format!(
+        "{} (apiVersion {API_VERSION}), NetworkPolicy ({}), Namespace ({}) (or a List of them)",
+        names.join(", "),
+        crate::k8s::NETWORKING_V1,
+        crate::k8s::CORE_V1
+    )
 }
 
 /// Every problem found in a manifest, one per line when displayed.
@@ -141,14 +146,13 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Resource>, ManifestErrors> {
             item: None,
         };
         for (location, item) in expand_lists(doc, location, &mut errors) {
-            match resource_from_value(item, &location) {
-                Ok(r) => {
+            match decode_document(item, location) {
+                Ok((r, invalid)) => {
                     let id = (
                         r.kind(),
                         r.namespace().map(str::to_owned),
                         r.name().to_owned(),
                     );
-                    let invalid = r.validate();
                     if !seen.insert(id) {
                         errors.push(ManifestError::Duplicate {
                             location,
@@ -307,6 +311,39 @@ fn expand_lists(
         .collect()
 }
 
+/// Decodes one manifest document: a Kubernetes kind tortie converts
+/// (checked as Kubernetes, then converted) or a `projectcalico.org/v3`
+/// resource; with every validation error of the document.
+fn decode_document(
+    value: Value,
+    location: Location,
+) -> Result<(Resource, Vec<FieldError>), ManifestError> {
+    let k8s = match &value {
+        Value::Mapping(map) => {
+            let get = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or_default();
+            crate::k8s::K8sKind::of(get("apiVersion"), get("kind")).map(|k| (k, display_name(map)))
+        }
+        _ => None,
+    };
+    let Some((kind, name)) = k8s else {
+        let r = resource_from_value(value, &location)?;
+        let invalid = r.validate();
+        return Ok((r, invalid));
+    };
+    crate::k8s::decode(kind, value).map_err(|(path, message)| {
+        let resource = format!("{}({name})", kind.display());
+        ManifestError::Decode {
+            location,
+            path: if path.is_empty() {
+                resource
+            } else {
+                format!("{resource}.{path}")
+            },
+            message,
+        }
+    })
+}
+
 /// Decodes one resource document into its typed form (no validation).
 pub(crate) fn resource_from_value(
     value: Value,
@@ -371,22 +408,27 @@ fn display_name(map: &Mapping) -> String {
 
 /// Typed decoding with the path of the first offending field; the message
 /// quotes the offending value when there is one.
-fn decode(kind: Kind, value: Value) -> Result<Resource, (String, String)> {
-    fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
-        let original = value.clone();
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let offending = value_at(&original, e.path()).cloned();
-            let mut message = e.into_inner().to_string();
-            if let Some(text) = offending.and_then(|v| serde_json::to_string(&v).ok()) {
-                if !message.contains('`') && !message.contains(&text) {
-                    message = format!("{text} is invalid: {message}");
-                }
+pub(crate) fn decode_typed<T: serde::de::DeserializeOwned>(
+    value: Value,
+) -> Result<T, (String, String)> {
+    let original = value.clone();
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let offending = value_at(&original, e.path()).cloned();
+        let mut message = e.into_inner().to_string();
+        if let Some(text) = offending.and_then(|v| serde_json::to_string(&v).ok()) {
+            if !message.contains('`') && !message.contains(&text) {
+                message = format!("{text} is invalid: {message}");
             }
-            let path = if path == "." { String::new() } else { path };
-            (path, message)
-        })
-    }
+        }
+        let path = if path == "." { String::new() } else { path };
+        (path, message)
+    })
+}
+
+/// Typed decoding of a `projectcalico.org/v3` kind.
+fn decode(kind: Kind, value: Value) -> Result<Resource, (String, String)> {
+    use decode_typed as typed;
     Ok(match kind {
         Kind::IpPool => Resource::IpPool(typed(value)?),
         Kind::BgpConfiguration => Resource::BgpConfiguration(typed(value)?),
@@ -394,6 +436,11 @@ fn decode(kind: Kind, value: Value) -> Result<Resource, (String, String)> {
         Kind::Node => Resource::Node(typed(value)?),
         Kind::FelixConfiguration => Resource::FelixConfiguration(typed(value)?),
         Kind::WorkloadEndpoint => Resource::WorkloadEndpoint(typed(value)?),
+        Kind::NetworkPolicy => Resource::NetworkPolicy(typed(value)?),
+        Kind::GlobalNetworkPolicy => Resource::GlobalNetworkPolicy(typed(value)?),
+        Kind::NetworkSet => Resource::NetworkSet(typed(value)?),
+        Kind::GlobalNetworkSet => Resource::GlobalNetworkSet(typed(value)?),
+        Kind::Profile => Resource::Profile(typed(value)?),
     })
 }
 

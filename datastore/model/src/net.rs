@@ -44,6 +44,31 @@ pub(crate) mod opt_cidr_or_ip {
     }
 }
 
+/// Serde for CIDR lists (`nets`) that also accept bare addresses (as
+/// Calico's `net` validator); the value is kept as written, host bits
+/// included, for the validator to report.
+pub(crate) mod cidr_list {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(ToString::to_string))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| {
+                parse_cidr_or_ip(t).ok_or_else(|| {
+                    serde::de::Error::custom(format_args!(
+                        "`{t}` is not a CIDR: use an address or a prefix such as 10.0.0.0/8 or fd00::/64"
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
 /// The address of a BGP peer, optionally with the port to connect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerIp {

@@ -11,7 +11,10 @@ use crate::error::FieldError;
 use crate::felixconfig::FelixConfiguration;
 use crate::ippool::IpPool;
 use crate::meta::ObjectMeta;
+use crate::networkset::{GlobalNetworkSet, NetworkSet};
 use crate::node::Node;
+use crate::policy::{GlobalNetworkPolicy, NetworkPolicy};
+use crate::profile::Profile;
 use crate::workload_endpoint::WorkloadEndpoint;
 
 /// The resource kinds tortie models.
@@ -29,16 +32,31 @@ pub enum Kind {
     FelixConfiguration,
     /// `WorkloadEndpoint`.
     WorkloadEndpoint,
+    /// `NetworkPolicy` (namespaced).
+    NetworkPolicy,
+    /// `GlobalNetworkPolicy`.
+    GlobalNetworkPolicy,
+    /// `NetworkSet` (namespaced).
+    NetworkSet,
+    /// `GlobalNetworkSet`.
+    GlobalNetworkSet,
+    /// `Profile`.
+    Profile,
 }
 
 impl Kind {
     /// Every kind, in the order a manifest is best applied.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 11] = [
         Kind::IpPool,
         Kind::BgpConfiguration,
         Kind::FelixConfiguration,
         Kind::Node,
         Kind::BgpPeer,
+        Kind::Profile,
+        Kind::GlobalNetworkSet,
+        Kind::NetworkSet,
+        Kind::GlobalNetworkPolicy,
+        Kind::NetworkPolicy,
         Kind::WorkloadEndpoint,
     ];
 
@@ -51,6 +69,11 @@ impl Kind {
             Kind::Node => "Node",
             Kind::FelixConfiguration => "FelixConfiguration",
             Kind::WorkloadEndpoint => "WorkloadEndpoint",
+            Kind::NetworkPolicy => "NetworkPolicy",
+            Kind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
+            Kind::NetworkSet => "NetworkSet",
+            Kind::GlobalNetworkSet => "GlobalNetworkSet",
+            Kind::Profile => "Profile",
         }
     }
 
@@ -63,6 +86,11 @@ impl Kind {
             Kind::Node => "nodes",
             Kind::FelixConfiguration => "felixconfigs",
             Kind::WorkloadEndpoint => "workloadendpoints",
+            Kind::NetworkPolicy => "networkpolicies",
+            Kind::GlobalNetworkPolicy => "globalnetworkpolicies",
+            Kind::NetworkSet => "networksets",
+            Kind::GlobalNetworkSet => "globalnetworksets",
+            Kind::Profile => "profiles",
         }
     }
 
@@ -85,6 +113,32 @@ impl Kind {
                 "felixconfigs",
             ],
             Kind::WorkloadEndpoint => &["workloadendpoint", "workloadendpoints", "wep", "weps"],
+            Kind::NetworkPolicy => &[
+                "networkpolicy",
+                "networkpolicies",
+                "policy",
+                "policies",
+                "pol",
+                "pols",
+                "np",
+                "nps",
+            ],
+            Kind::GlobalNetworkPolicy => &[
+                "globalnetworkpolicy",
+                "globalnetworkpolicies",
+                "globalpolicy",
+                "globalpolicies",
+                "gnp",
+                "gnps",
+            ],
+            Kind::NetworkSet => &["networkset", "networksets", "netset", "netsets"],
+            Kind::GlobalNetworkSet => &[
+                "globalnetworkset",
+                "globalnetworksets",
+                "globalnetset",
+                "globalnetsets",
+            ],
+            Kind::Profile => &["profile", "profiles", "pro", "pros"],
         }
     }
 
@@ -104,7 +158,10 @@ impl Kind {
 
     /// True if resources of this kind live in a namespace.
     pub fn is_namespaced(self) -> bool {
-        self == Kind::WorkloadEndpoint
+        matches!(
+            self,
+            Kind::WorkloadEndpoint | Kind::NetworkPolicy | Kind::NetworkSet
+        )
     }
 }
 
@@ -132,6 +189,16 @@ pub enum Resource {
     FelixConfiguration(FelixConfiguration),
     /// A workload endpoint.
     WorkloadEndpoint(WorkloadEndpoint),
+    /// A namespaced network policy.
+    NetworkPolicy(NetworkPolicy),
+    /// A global network policy.
+    GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// A namespaced network set.
+    NetworkSet(NetworkSet),
+    /// A global network set.
+    GlobalNetworkSet(GlobalNetworkSet),
+    /// A profile.
+    Profile(Profile),
 }
 
 macro_rules! each {
@@ -143,6 +210,11 @@ macro_rules! each {
             Resource::Node($r) => $e,
             Resource::FelixConfiguration($r) => $e,
             Resource::WorkloadEndpoint($r) => $e,
+            Resource::NetworkPolicy($r) => $e,
+            Resource::GlobalNetworkPolicy($r) => $e,
+            Resource::NetworkSet($r) => $e,
+            Resource::GlobalNetworkSet($r) => $e,
+            Resource::Profile($r) => $e,
         }
     };
 }
@@ -157,6 +229,11 @@ impl Resource {
             Resource::Node(_) => Kind::Node,
             Resource::FelixConfiguration(_) => Kind::FelixConfiguration,
             Resource::WorkloadEndpoint(_) => Kind::WorkloadEndpoint,
+            Resource::NetworkPolicy(_) => Kind::NetworkPolicy,
+            Resource::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
+            Resource::NetworkSet(_) => Kind::NetworkSet,
+            Resource::GlobalNetworkSet(_) => Kind::GlobalNetworkSet,
+            Resource::Profile(_) => Kind::Profile,
         }
     }
 
@@ -179,6 +256,8 @@ impl Resource {
     pub fn namespace(&self) -> Option<&str> {
         match self {
             Resource::WorkloadEndpoint(w) => Some(w.namespace()),
+            Resource::NetworkPolicy(p) => Some(p.namespace()),
+            Resource::NetworkSet(s) => Some(s.namespace()),
             _ => None,
         }
     }
@@ -233,7 +312,12 @@ from_kind!(
     BgpPeer,
     Node,
     FelixConfiguration,
-    WorkloadEndpoint
+    WorkloadEndpoint,
+    NetworkPolicy,
+    GlobalNetworkPolicy,
+    NetworkSet,
+    GlobalNetworkSet,
+    Profile
 );
 
 impl Serialize for Resource {

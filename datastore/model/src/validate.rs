@@ -18,6 +18,12 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_SUBDOMAIN && s.split('.').all(is_dns1123_label_part)
 }
 
+/// True if `s` is a DNS-1123 label: at most 63 lower case alphanumerics or
+/// '-', starting and ending with an alphanumeric (no dots).
+pub fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= MAX_LABEL && is_dns1123_label_part(s)
+}
+
 fn is_dns1123_label_part(part: &str) -> bool {
     let b = part.as_bytes();
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();

@@ -19,15 +19,17 @@ pub struct WorkloadEndpoint {
 }
 resource_serde!(WorkloadEndpoint, WorkloadEndpointSpec, "WorkloadEndpoint");
 
-/// A protocol given by name (`TCP`, `UDP`, `SCTP`) or number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Protocol {
-    /// IP protocol number.
-    Number(u8),
-    /// Protocol name.
-    Name(String),
-}
+pub use crate::protocol::Protocol;
+
+/// Label holding an endpoint's namespace (set from `metadata.namespace`).
+pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
+/// Label holding an endpoint's orchestrator (set from `spec.orchestrator`).
+pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
+/// Prefix of the namespace labels an endpoint inherits from its
+/// namespace's profile; reserved, an endpoint may not set them itself.
+pub const NAMESPACE_LABEL_PREFIX: &str = "pcns.";
+/// Prefix of service-account labels (reserved as in Calico).
+pub const SERVICE_ACCOUNT_LABEL_PREFIX: &str = "pcsa.";
 
 /// A named port of the workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +111,9 @@ pub struct WorkloadEndpointSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub ipv6_gateway: Option<Ipv6Addr>,
-    /// Security profiles (accepted; tortie applies no policy).
+    /// Security profiles, in order: their `labelsToApply` are inherited
+    /// and their rules apply after every policy tier. A Kubernetes endpoint
+    /// without profiles gets its namespace's profile `kns.<namespace>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
     /// Host-side interface (`cali` + 11 hex characters).
@@ -118,7 +122,7 @@ pub struct WorkloadEndpointSpec {
     /// MAC address of the pod-side interface.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
-    /// Named ports.
+    /// Named ports (matched by named ports in policy rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<WorkloadEndpointPort>,
     /// Source prefixes the pod may send from besides its own.
@@ -140,7 +144,9 @@ impl WorkloadEndpoint {
         self.metadata.namespace.as_deref().unwrap_or("default")
     }
 
-    /// Fills the namespace (`default`) and orchestrator (`k8s`).
+    /// Fills the namespace (`default`) and orchestrator (`k8s`), and the
+    /// labels naming them (`projectcalico.org/namespace`,
+    /// `projectcalico.org/orchestrator`) as Calico's client does.
     pub fn apply_defaults(&mut self) {
         if self.metadata.namespace.is_none() {
             self.metadata.namespace = Some("default".to_owned());
@@ -148,6 +154,12 @@ impl WorkloadEndpoint {
         if self.spec.orchestrator.is_empty() {
             self.spec.orchestrator = "k8s".to_owned();
         }
+        let ns = self.namespace().to_owned();
+        let labels = &mut self.metadata.labels;
+        labels.entry(LABEL_NAMESPACE.to_owned()).or_insert(ns);
+        labels
+            .entry(LABEL_ORCHESTRATOR.to_owned())
+            .or_insert_with(|| self.spec.orchestrator.clone());
     }
 
     /// Checks the endpoint the way Calico does; empty when valid.
@@ -195,7 +207,66 @@ impl WorkloadEndpoint {
                 c.reject_display(&field, nat.internal_ip, reason);
             }
         }
+        self.check_labels(&mut c);
+        check_ports(&mut c, &s.ports);
+        for (i, p) in s.profiles.iter().enumerate() {
+            validate::check_name_ref(&mut c, &format!("spec.profiles[{i}]"), Some(p));
+        }
         c.finish()
+    }
+
+    /// The namespace and orchestrator labels must say what the endpoint
+    /// is; inherited-label prefixes are reserved.
+    fn check_labels(&self, c: &mut Checker) {
+        let l = &self.metadata.labels;
+        let own = [
+            (LABEL_NAMESPACE, self.namespace()),
+            (LABEL_ORCHESTRATOR, self.spec.orchestrator.as_str()),
+        ];
+        for (key, want) in own {
+            match l.get(key) {
+                Some(v) if v != want && !want.is_empty() => c.reject(
+                    &format!("metadata.labels[{key}]"),
+                    v,
+                    Reason::NotAllowed("must name the endpoint's own namespace / orchestrator"),
+                ),
+                _ => {}
+            }
+        }
+        for k in l.keys() {
+            if k.starts_with(NAMESPACE_LABEL_PREFIX) || k.starts_with(SERVICE_ACCOUNT_LABEL_PREFIX)
+            {
+                c.reject(
+                    &format!("metadata.labels[{k}]"),
+                    k,
+                    Reason::NotAllowed("the prefixes pcns. and pcsa. are reserved for labels inherited from profiles"),
+                );
+            }
+        }
+    }
+}
+
+/// Named ports: a name (unless a hostPort is set) and a protocol with ports.
+fn check_ports(c: &mut Checker, ports: &[WorkloadEndpointPort]) {
+    for (i, p) in ports.iter().enumerate() {
+        if p.name.is_empty() && p.host_port == 0 {
+            c.reject(&format!("spec.ports[{i}].name"), "", Reason::Required);
+        } else if !p.name.is_empty() && !crate::protocol::is_port_name(&p.name) {
+            c.reject(
+                &format!("spec.ports[{i}].name"),
+                &p.name,
+                Reason::NotPortName,
+            );
+        }
+        if !p.protocol.supports_ports() {
+            c.reject_display(
+                &format!("spec.ports[{i}].protocol"),
+                &p.protocol,
+                Reason::NotOneOf {
+                    allowed: "TCP, UDP, SCTP, UDPLite or their numbers",
+                },
+            );
+        }
     }
 }
 

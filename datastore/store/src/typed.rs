@@ -86,6 +86,11 @@ pub fn key_plural(kind: Kind) -> &'static str {
         Kind::Node => "nodes",
         Kind::FelixConfiguration => "felixconfigurations",
         Kind::WorkloadEndpoint => "workloadendpoints",
+        Kind::NetworkPolicy => "networkpolicies",
+        Kind::GlobalNetworkPolicy => "globalnetworkpolicies",
+        Kind::NetworkSet => "networksets",
+        Kind::GlobalNetworkSet => "globalnetworksets",
+        Kind::Profile => "profiles",
     }
 }
 

@@ -208,7 +208,72 @@ mod cases {
         assert!(indexed(s, "node2").await.is_empty());
         assert!(s.list("/index/").await.unwrap().items.is_empty());
     }
+
+    pub async fn policy_kinds_live_at_calicos_keys(fx: &Fixture) {
+        let s = fx.store.as_ref();
+        typed::apply(s, manifest(POLICY_KINDS)).await.unwrap();
+        let base = "/resources/v3/projectcalico.org";
+        for key in [
+            "networkpolicies/ns1/knp.default.deny",
+            "networkpolicies/ns1/allow",
+            "globalnetworkpolicies/g",
+            "networksets/ns1/ext",
+            "globalnetworksets/gext",
+            "profiles/kns.ns1",
+        ] {
+            let kv = s.get(&format!("{base}/{key}")).await.unwrap();
+            assert!(kv.is_some(), "{key} not stored");
+        }
+        let p = typed::get(s, Kind::NetworkPolicy, Some("ns1"), "knp.default.deny")
+            .await
+            .unwrap();
+        let Resource::NetworkPolicy(p) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(p.spec.tier.as_deref(), Some("default"), "stored defaulted");
+        // Deleting with the same manifest deletes the converted resources.
+        typed::delete(s, manifest(POLICY_KINDS)).await.unwrap();
+        assert!(typed::list(s, Kind::NetworkPolicy, None)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(typed::list(s, Kind::Profile, None)
+            .await
+            .unwrap()
+            .is_empty());
+    }
 }
+
+const POLICY_KINDS: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns1, labels: {team: a}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: ns1}
+spec: {podSelector: {}}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: allow, namespace: ns1}
+spec: {ingress: [{action: Allow}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: g}
+spec: {order: 10, egress: [{action: Pass}]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: ext, namespace: ns1}
+spec: {nets: [198.51.100.0/24]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: gext}
+spec: {nets: [203.0.113.0/24]}
+";
 
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
@@ -232,4 +297,5 @@ both_backends!(
     replace_keeps_identity_and_delete_needs_the_current_version,
     namespaced_lists_filter_by_namespace,
     every_write_keeps_the_node_index_of_endpoints,
+    policy_kinds_live_at_calicos_keys,
 );

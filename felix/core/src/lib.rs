@@ -1,6 +1,7 @@
 //! Computes the kernel state felix must hold for one node (routes, tunnel
-//! devices, VTEPs, sysctls, MTUs, NAT outgoing) and reconciles routes
-//! against a dataplane by diffing desired and observed views.
+//! devices, VTEPs, sysctls, MTUs, NAT outgoing, the network-policy table)
+//! and reconciles routes against a dataplane by diffing desired and
+//! observed views.
 //!
 //! Must not: do I/O, read the clock (time is a parameter), log, or depend
 //! on the BGP crates. The rtnetlink shell lives in `tortie-felix-dataplane`.
@@ -11,6 +12,7 @@ pub mod desired;
 pub mod input;
 pub mod mock;
 pub mod mtu;
+pub mod policy;
 pub mod reconcile;
 pub mod route;
 

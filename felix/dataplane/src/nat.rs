@@ -9,33 +9,20 @@
 //! The rule is Calico's: masquerade (fully random) traffic whose source is in
 //! a natOutgoing pool and whose destination is in no pool.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use tortie_felix::desired::NatOutgoing;
 
-use crate::netns::{in_netns, NetnsError};
+use crate::nftcmd::{self, NftError};
 
 /// Programming nftables failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NatError {
-    /// `nft` could not be run.
-    #[error("running nft: {0}")]
-    Spawn(#[source] std::io::Error),
-    /// `nft` refused the ruleset.
-    #[error("nft rejected the NAT ruleset (exit {code:?}): {stderr}")]
-    Rejected {
-        /// Exit code.
-        code: Option<i32>,
-        /// What nft said.
-        stderr: String,
-    },
-    /// The namespace could not be entered.
-    #[error(transparent)]
-    Netns(#[from] NetnsError),
+    /// `nft` failed.
+    #[error("NAT outgoing: {0}")]
+    Nft(#[from] NftError),
 }
 
 fn elems(nets: &[IpNet], v4: bool) -> Vec<Value> {
@@ -123,32 +110,9 @@ impl NatProgrammer {
         if self.last.as_ref() == Some(&doc) {
             return Ok(false);
         }
-        let text = doc.to_string();
-        in_netns(self.netns.as_deref(), move || run_nft(&text))??;
+        nftcmd::run(self.netns.as_deref(), &["-j", "-f", "-"], &doc.to_string())?;
         self.last = Some(doc);
         Ok(true)
-    }
-}
-
-fn run_nft(doc: &str) -> Result<(), NatError> {
-    let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(NatError::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(doc.as_bytes()).map_err(NatError::Spawn)?;
-    }
-    let out = child.wait_with_output().map_err(NatError::Spawn)?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(NatError::Rejected {
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
     }
 }
 

@@ -79,3 +79,59 @@ fn endpoint_names_double_the_dashes_of_each_part() {
         "node--1-k8s-my--nginx--b1337a-eth0"
     );
 }
+
+#[test]
+fn defaults_add_the_namespace_and_orchestrator_labels() {
+    let mut w = wep();
+    w.apply_defaults();
+    assert_eq!(w.metadata.labels[LABEL_NAMESPACE], "ns1");
+    assert_eq!(w.metadata.labels[LABEL_ORCHESTRATOR], "k8s");
+    assert_eq!(w.validate(), vec![]);
+}
+
+#[test]
+fn labels_cannot_claim_another_namespace_or_inherited_prefixes() {
+    let mut w = wep();
+    w.metadata
+        .labels
+        .insert(LABEL_NAMESPACE.into(), "other".into());
+    w.metadata.labels.insert("pcns.team".into(), "a".into());
+    let paths: Vec<String> = w.validate().into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "WorkloadEndpoint(ns1/node1-k8s-pod--a-eth0).metadata.labels[projectcalico.org/namespace]",
+            "WorkloadEndpoint(ns1/node1-k8s-pod--a-eth0).metadata.labels[pcns.team]",
+        ]
+    );
+}
+
+#[test]
+fn named_ports_need_a_valid_name_and_a_protocol_with_ports() {
+    let mut w = wep();
+    let port = |name: &str, protocol: Protocol| WorkloadEndpointPort {
+        name: name.into(),
+        protocol,
+        port: 80,
+        host_port: 0,
+        host_ip: String::new(),
+    };
+    w.spec.ports = vec![
+        port("http", Protocol::named("TCP")),
+        port("", Protocol::named("TCP")),
+        port("Bad_Name", Protocol::named("UDP")),
+        port("ping", Protocol::named("ICMP")),
+    ];
+    w.spec.profiles = vec!["kns.ns1".into(), "Not A Name".into()];
+    let paths: Vec<String> = w.validate().into_iter().map(|e| e.path).collect();
+    let p = "WorkloadEndpoint(ns1/node1-k8s-pod--a-eth0).spec";
+    assert_eq!(
+        paths,
+        vec![
+            format!("{p}.ports[1].name"),
+            format!("{p}.ports[2].name"),
+            format!("{p}.ports[3].protocol"),
+            format!("{p}.profiles[1]"),
+        ]
+    );
+}
