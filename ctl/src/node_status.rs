@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use tortie_node::api::{self, NodeStatus, Request, Response, DEFAULT_CONTROL_SOCKET};
+use tortie_node_api::{self as api, NodeStatus, Request, Response, DEFAULT_CONTROL_SOCKET};
 
 /// `tortiectl node ...`.
 #[derive(Debug, Args)]

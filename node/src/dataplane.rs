@@ -79,10 +79,7 @@ impl FibState {
     }
 }
 
-/// Whether this kernel has IPIP (the `ipip` module is loaded or built in).
-pub fn kernel_has_ipip() -> bool {
-    Path::new("/sys/module/ipip").exists()
-}
+pub use tortie_node_api::kernel_has_ipip;
 
 /// Felix settings for a node whose state lives under `state_dir` (the MTU file).
 pub fn felix_config(mtu_file: &Path) -> FelixConfig {

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use tortie_bgp_speaker::{FibEvent, SpeakerEvent};
 
 /// End-of-RIB per peer and the Loc-RIB's forwarding table.
@@ -20,33 +19,7 @@ pub struct Learned {
     fib: BTreeMap<IpNet, BTreeSet<IpAddr>>,
 }
 
-/// One path of a `bgp rib -o json` row (field names are the contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RibPath {
-    /// The peer it came from.
-    pub peer: IpAddr,
-    /// Its next hop.
-    pub next_hop: IpAddr,
-    /// AS numbers of the AS_PATH, in order.
-    pub as_path: Vec<u32>,
-    /// LOCAL_PREF (100 when absent).
-    pub local_pref: u32,
-    /// MULTI_EXIT_DISC.
-    pub med: Option<u32>,
-    /// Communities as `asn:value`.
-    pub communities: Vec<String>,
-    /// The best path of the prefix.
-    pub best: bool,
-}
-
-/// One prefix of the Loc-RIB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RibEntry {
-    /// The prefix, e.g. `10.244.1.0/26`.
-    pub prefix: String,
-    /// Its paths, best first.
-    pub paths: Vec<RibPath>,
-}
+pub use tortie_node_api::{RibEntry, RibPath};
 
 fn rib_path(p: &tortie_bgp_speaker::RibPath) -> Option<RibPath> {
     Some(RibPath {

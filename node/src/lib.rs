@@ -14,7 +14,8 @@
 //! own tests.
 
 pub mod agent;
-pub mod api;
+/// The status API (its own crate, `tortie-node-api`, so clients link no agent).
+pub use tortie_node_api as api;
 pub mod autodetect;
 pub mod bgp;
 pub mod cache;

@@ -20,7 +20,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tortie_datastore::{typed, BlockingStore, OpenOptions, DEFAULT_DATASTORE};
-use tortie_node::api::{self, NodeStatus, Request, Response};
+use tortie_node_api::{self as api, NodeStatus, Request, Response};
 
 use crate::context::{Context, UsageError};
 use crate::node_status::{boxed, StatusFormat};
@@ -197,7 +197,7 @@ fn check_up_args(a: &UpArgs) -> anyhow::Result<()> {
     if a.route_reflectors > 10 {
         return Err(UsageError("--route-reflectors: at most 10".into()).into());
     }
-    if a.mode == Mode::IpipCrosssubnet && !tortie_node::dataplane::kernel_has_ipip() {
+    if a.mode == Mode::IpipCrosssubnet && !tortie_node_api::kernel_has_ipip() {
         bail!("--mode ipip-crosssubnet needs the ipip kernel module, which this kernel does not have (modprobe ipip failed or /sys/module/ipip is missing): use --mode vxlan-crosssubnet or --mode bgp");
     }
     Ok(())

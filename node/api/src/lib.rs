@@ -1,7 +1,14 @@
-//! The status API on the control socket: one JSON request line in, one JSON
-//! response line out, then the connection closes. The types here are the
-//! `node status -o json` and `bgp rib -o json` shapes of INTERFACES.md;
-//! [`query`] is the blocking client tortiectl uses.
+//! The status API of tortie-node, in a crate of its own so that clients
+//! (`tortiectl node status`, `tortiectl bgp rib`, the lab) link no agent:
+//! one JSON request line in on the control socket, one JSON response line
+//! out, then the connection closes. The types are the `node status -o json`
+//! and `bgp rib -o json` shapes of INTERFACES.md; [`query`] is the blocking
+//! client. [`kernel_has_ipip`] is the probe tortie-node uses to decide
+//! whether it manages `tunl0`, shared so a client can refuse an IPIP set-up
+//! early with the same answer.
+//!
+//! Must not: depend on any other tortie crate, or do anything but talk to
+//! the socket it is given.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -11,7 +18,33 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::learned::RibEntry;
+/// One path of a `bgp rib -o json` row (field names are the contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibPath {
+    /// The peer it came from.
+    pub peer: IpAddr,
+    /// Its next hop.
+    pub next_hop: IpAddr,
+    /// AS numbers of the AS_PATH, in order.
+    pub as_path: Vec<u32>,
+    /// LOCAL_PREF (100 when absent).
+    pub local_pref: u32,
+    /// MULTI_EXIT_DISC.
+    pub med: Option<u32>,
+    /// Communities as `asn:value`.
+    pub communities: Vec<String>,
+    /// The best path of the prefix.
+    pub best: bool,
+}
+
+/// One prefix of the Loc-RIB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibEntry {
+    /// The prefix, e.g. `10.244.1.0/26`.
+    pub prefix: String,
+    /// Its paths, best first.
+    pub paths: Vec<RibPath>,
+}
 
 /// Default control socket path.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tortie/node.sock";
@@ -112,6 +145,11 @@ pub enum QueryError {
     Refused(String),
 }
 
+/// Whether this kernel has IPIP (the `ipip` module is loaded or built in).
+pub fn kernel_has_ipip() -> bool {
+    Path::new("/sys/module/ipip").exists()
+}
+
 /// Sends one request and reads the response (blocking, 10 s timeout).
 pub fn query(socket: &Path, req: &Request) -> Result<Response, QueryError> {
     let mut s = UnixStream::connect(socket).map_err(|source| QueryError::Connect {
@@ -119,6 +157,7 @@ pub fn query(socket: &Path, req: &Request) -> Result<Response, QueryError> {
         source,
     })?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;
