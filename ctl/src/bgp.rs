@@ -2,8 +2,8 @@
 //! Loc-RIB over its control socket.
 
 use clap::{Args, Subcommand, ValueEnum};
-use tortie_node_api::{self as api, Request, Response};
 use tortie_node_api::RibEntry;
+use tortie_node_api::{self as api, Request, Response};
 
 use crate::node_status::{boxed, SocketArgs, StatusFormat};
 

@@ -92,9 +92,9 @@ fn rib(sock: &Path) -> Vec<(String, Vec<String>)> {
     }
 }
 
-/// BGP routes felix installed (protocol 186) in the namespace.
+/// BGP routes felix installed (protocol 84) in the namespace.
 fn kernel_bgp_routes(ns: &Netns) -> String {
-    ns.ip_out(&["route", "show", "proto", "186"])
+    ns.ip_out(&["route", "show", "proto", "84"])
         .unwrap_or_default()
 }
 

@@ -24,8 +24,10 @@ use tortie_testkit::{wait_until, ChildGuard};
 /// Pings per stream, one every 50 ms: 30 s, long enough to cover the kill,
 /// the 2 s down, the restart and the resync (asserted below).
 const PINGS: u32 = 600;
-/// The route injected into node2's kernel while its agent is down.
-const STALE: &str = "198.51.100.0/24";
+/// The route injected into node2's kernel while its agent is down: our BGP
+/// number inside the lab's pool (a block no node holds), as a route the
+/// previous run installed for a block that went away while it was down.
+const STALE: &str = "10.244.250.0/26";
 
 /// A 3-node BGP lab with one pod per node.
 fn lab_up() -> Lab {
@@ -240,7 +242,7 @@ fn kill_9_of_an_agent_mid_ping_loses_no_ping_and_stale_routes_are_swept_after_re
     let node1_ip = s(n1, "ip").split('/').next().unwrap();
     ip_in(
         s(n2, "netns"),
-        &["route", "add", STALE, "via", node1_ip, "proto", "186"],
+        &["route", "add", STALE, "via", node1_ip, "proto", "84"],
     );
     let down = Duration::from_secs(2).saturating_sub(killed.elapsed());
     std::thread::park_timeout(down);
@@ -267,7 +269,7 @@ fn kill_9_of_an_agent_mid_ping_loses_no_ping_and_stale_routes_are_swept_after_re
     let stale = ip_in(s(n2, "netns"), &["route", "show", STALE]);
     assert!(stale.trim().is_empty(), "stale route not swept: {stale}");
     assert!(
-        ip_in(s(n2, "netns"), &["route", "show", "proto", "186"]).contains("via"),
+        ip_in(s(n2, "netns"), &["route", "show", "proto", "84"]).contains("via"),
         "node2 lost its BGP routes"
     );
     // Everything above happened while the pings ran.

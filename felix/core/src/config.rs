@@ -1,11 +1,25 @@
-//! Names and numbers felix uses in the kernel, with Calico's defaults.
+//! Names and numbers felix uses in the kernel, with tortie's defaults.
+//!
+//! Route ownership (ARCHITECTURE.md, "Kernel ownership"): a kernel route is
+//! felix's only when it carries one of felix's protocol numbers **and** lies
+//! in a prefix tortie owns (see [`crate::Ownership`]). The numbers are chosen
+//! so that no common routing daemon on Linux uses them: not one iproute2's
+//! `rt_protos` names (0–4 kernel/boot/static, 8–18, 42 babel, 99 openr,
+//! 186–192), not FRR's zebra (11, and 186 upward: bgp, isis, ospf, rip,
+//! eigrp, …), not BIRD's 12.
 
 use serde::{Deserialize, Serialize};
 
-/// `rtm_protocol` of routes learned over BGP (the number BIRD uses for `bird`).
-pub const PROTO_BGP: u8 = 186;
-/// `rtm_protocol` of routes felix computes (Calico's felix uses 80).
+/// `rtm_protocol` of routes learned over BGP: 84 (ASCII `T`), a number no
+/// routing daemon on Linux uses.
+pub const PROTO_BGP: u8 = 84;
+/// `rtm_protocol` of routes felix computes from the datastore (Calico's
+/// felix uses 80 for its routes too).
 pub const PROTO_FELIX: u8 = 80;
+/// The number tortie 0.1 gave BGP routes. It is FRR's zebra `bgp` (iproute2
+/// names it `bgp`), so it is never taken as ours: see docs/felix.md,
+/// "Upgrading from protocol 186".
+pub const OLD_PROTO_BGP: u8 = 186;
 /// The main routing table.
 pub const TABLE_MAIN: u32 = 254;
 
@@ -36,6 +50,13 @@ pub struct FelixConfig {
     pub mtu_iface_prefixes: Vec<String>,
     /// nftables table felix owns for NAT outgoing.
     pub nat_table: String,
+}
+
+impl FelixConfig {
+    /// The protocol numbers felix writes (computed, then BGP).
+    pub fn protocols(&self) -> [u8; 2] {
+        [self.proto_felix, self.proto_bgp]
+    }
 }
 
 impl Default for FelixConfig {

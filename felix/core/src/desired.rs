@@ -76,6 +76,9 @@ pub struct DesiredState {
     pub mtus: Mtus,
     /// NAT outgoing.
     pub nat: NatOutgoing,
+    /// Prefixes tortie owns here (pools, node and tunnel addresses): a
+    /// route of felix's protocols is felix's only inside one of them.
+    pub owned_prefixes: Vec<IpNet>,
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -290,5 +293,6 @@ pub fn compute(input: &FelixInput, cfg: &FelixConfig) -> DesiredState {
         sysctls,
         mtus,
         nat,
+        owned_prefixes: crate::owned::owned_prefixes(input),
     }
 }

@@ -2,9 +2,17 @@
 //! difference in one batch, re-reads the kernel when told it may be stale.
 //!
 //! Scan → classify → prune as BIRD's `krt.c` does: a dump fills the observed
-//! view with routes of our protocols only, the tracker classifies each key
-//! (in sync, update, delete), and one batch writes the difference. Routes of
-//! other protocols never enter the observed view and are never written.
+//! view with the routes that are ours, the tracker classifies each key (in
+//! sync, update, delete), and one batch writes the difference.
+//!
+//! Ours means [`Ownership`]: one of our protocol numbers and a destination
+//! inside a prefix tortie owns — or a key we want (desired) or wrote in this
+//! run outside those prefixes (routes learned from external BGP peers), so
+//! that what we installed is also what we remove. Routes of other protocols,
+//! and routes of our numbers elsewhere, never enter the observed view and
+//! are never written. The one exception is a key we want: a monitor event
+//! showing another program's route there (someone replaced ours) enters the
+//! observed view so that ours is written back at once.
 //!
 //! A [`RouteHold`] keeps routes of some protocols that the kernel holds but
 //! the desired state lacks (pending deletes are not written) until it is
@@ -16,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::delta::DeltaTracker;
+use crate::owned::Ownership;
 use crate::route::{RouteKey, RouteOp, RouteSpec};
 
 /// The route half of a dataplane: a filtered dump and a batched write.
@@ -36,8 +45,8 @@ pub trait RouteDataplane {
 pub enum RouteEvent {
     /// The kernel now holds `spec` at `key` (ours or replaced by someone).
     Set(RouteKey, RouteSpec),
-    /// The route at `key` was deleted.
-    Deleted(RouteKey),
+    /// The route at `key` carrying this protocol was deleted.
+    Deleted(RouteKey, u8),
     /// Events were lost (ENOBUFS): the observed view can't be trusted.
     Overflow,
 }
@@ -99,6 +108,11 @@ pub struct Reconciler<D: RouteDataplane> {
     resync_interval: Duration,
     last_resync: Option<Instant>,
     hold: Option<RouteHold>,
+    ownership: Ownership,
+    /// Keys outside the owned prefixes that we wrote and that are still
+    /// desired or in the kernel (their routes stay ours across resyncs).
+    claimed: BTreeSet<RouteKey>,
+    resyncs: u64,
 }
 
 impl<D: RouteDataplane> Reconciler<D> {
@@ -111,7 +125,43 @@ impl<D: RouteDataplane> Reconciler<D> {
             resync_interval,
             last_resync: None,
             hold: None,
+            ownership: Ownership::default(),
+            claimed: BTreeSet::new(),
+            resyncs: 0,
         }
+    }
+
+    /// Sets which routes are ours; the next apply re-reads the kernel.
+    pub fn set_ownership(&mut self, ownership: Ownership) {
+        if ownership != self.ownership {
+            self.ownership = ownership;
+            self.sync = Freshness::Stale;
+        }
+    }
+
+    /// The ownership rule in force.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// Full re-reads of the kernel so far.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+
+    /// True when a route the dataplane reports at `key` is ours to manage.
+    fn is_ours(&self, key: &RouteKey, spec: &RouteSpec) -> bool {
+        self.ownership.protocols().contains(&spec.protocol)
+            && (self.ownership.covers(&key.dst)
+                || self.tracker.desired(key).is_some()
+                || self.claimed.contains(key))
+    }
+
+    /// Forgets claimed keys that are neither desired nor observed any more.
+    fn prune_claims(&mut self) {
+        let t = &self.tracker;
+        self.claimed
+            .retain(|k| t.desired(k).is_some() || t.observed(k).is_some());
     }
 
     /// Keeps undesired routes of `hold.protocols` until released or `hold.until`.
@@ -166,15 +216,40 @@ impl<D: RouteDataplane> Reconciler<D> {
     /// Replaces the desired routes.
     pub fn set_desired(&mut self, routes: BTreeMap<RouteKey, RouteSpec>) {
         self.tracker.replace_all_desired(routes);
+        self.prune_claims();
     }
 
-    /// Feeds a monitor event into the observed view.
+    /// Feeds a monitor event into the observed view: routes that are ours,
+    /// and any route at a key we want (another program's route there
+    /// replaced ours); everything else is ignored.
     pub fn on_event(&mut self, ev: RouteEvent) {
         match ev {
-            RouteEvent::Set(k, v) => self.tracker.on_observed_set(k, v),
-            RouteEvent::Deleted(k) => self.tracker.on_observed_delete(&k),
+            RouteEvent::Set(k, v) => {
+                if self.is_ours(&k, &v) || self.tracker.desired(&k).is_some() {
+                    self.tracker.on_observed_set(k, v);
+                } else if self.tracker.observed(&k).is_some() {
+                    // Ours was replaced by a route that is not ours: gone.
+                    self.tracker.on_observed_delete(&k);
+                    self.prune_claims();
+                }
+            }
+            RouteEvent::Deleted(k, protocol) => {
+                if self
+                    .tracker
+                    .observed(&k)
+                    .is_some_and(|o| o.protocol == protocol)
+                {
+                    self.tracker.on_observed_delete(&k);
+                    self.prune_claims();
+                }
+            }
             RouteEvent::Overflow => self.sync = Freshness::Stale,
         }
+    }
+
+    /// Re-reads the kernel every `interval` from now on.
+    pub fn set_resync_interval(&mut self, interval: Duration) {
+        self.resync_interval = interval;
     }
 
     /// Forces a full re-read on the next apply.
@@ -186,6 +261,18 @@ impl<D: RouteDataplane> Reconciler<D> {
     /// and no re-read is due (routes kept by a hold count as not in sync).
     pub fn in_sync(&self) -> bool {
         self.sync == Freshness::Trusted && self.tracker.in_sync()
+    }
+
+    /// True when an apply now would re-read the kernel or write something
+    /// (routes kept by the hold do not count).
+    pub fn has_work(&self) -> bool {
+        let hold = self.hold.as_ref();
+        self.sync == Freshness::Stale
+            || self.tracker.pending_updates().next().is_some()
+            || self
+                .tracker
+                .pending_deletes()
+                .any(|(_, v)| hold.is_none_or(|h| !h.keeps(v)))
     }
 
     /// When the next timer resync is due (`None`: before the first apply).
@@ -205,9 +292,15 @@ impl<D: RouteDataplane> Reconciler<D> {
         }
         if self.sync == Freshness::Stale {
             let routes = self.dataplane.dump_routes().map_err(ReconcileError::Dump)?;
-            self.tracker.resync_observed(routes);
+            let ours = routes
+                .into_iter()
+                .filter(|(k, v)| self.is_ours(k, v))
+                .collect();
+            self.tracker.resync_observed(ours);
+            self.prune_claims();
             self.sync = Freshness::Trusted;
             self.last_resync = Some(now);
+            self.resyncs += 1;
             report.resynced = true;
         }
         report.held = self.held();
@@ -231,10 +324,14 @@ impl<D: RouteDataplane> Reconciler<D> {
             match (op, res) {
                 (RouteOp::Replace(k, v), Ok(())) => {
                     report.replaced += 1;
+                    if !self.ownership.covers(&k.dst) {
+                        self.claimed.insert(k);
+                    }
                     self.tracker.on_observed_set(k, v);
                 }
                 (RouteOp::Delete(k, _), Ok(())) => {
                     report.deleted += 1;
+                    self.claimed.remove(&k);
                     self.tracker.on_observed_delete(&k);
                 }
                 (_, Err(_)) => report.failed += 1,

@@ -86,7 +86,7 @@ fn never_mode_routes_directly_via_the_node_with_bgp_protocol() {
     let i = base(EncapMode::Never, EncapMode::Never);
     let r = route(&i, "192.168.3.0/26");
     assert_eq!(r.next_hops, vec![NextHop::via(ip("10.0.2.7"))]);
-    assert_eq!(r.protocol, 186);
+    assert_eq!(r.protocol, tortie_felix::config::PROTO_BGP);
 }
 
 #[test]

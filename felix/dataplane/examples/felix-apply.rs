@@ -84,14 +84,14 @@ fn main() -> anyhow::Result<()> {
     let rep = f.apply(t0)?;
     let took = t0.elapsed();
     if let Some(secs) = args.watch {
-        let mon = f.monitor()?;
+        let (_monitors, events) = f.watch(4096)?;
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(secs));
             s2.store(true, std::sync::atomic::Ordering::Relaxed);
         });
-        f.run(&mon, &stop);
+        f.run(&events, &stop);
     }
     println!(
         "{}",

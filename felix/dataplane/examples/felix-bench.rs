@@ -140,10 +140,13 @@ fn repair(ns: &Netns, n: u32) -> Vec<f64> {
     d.mtus.pod = 1500;
     f.set_desired(d);
     f.apply(Instant::now()).unwrap();
-    let mon = f.monitor().unwrap();
+    let (monitors, events) = f.watch(4096).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
-    let th = std::thread::spawn(move || f.run(&mon, &s2));
+    let th = std::thread::spawn(move || {
+        f.run(&events, &s2);
+        drop(monitors);
+    });
     let mut sock = NlSocket::open(Some(p)).unwrap();
     let mut events = NlSocket::open_groups(Some(p), &[7]).unwrap(); // RTNLGRP_IPV4_ROUTE
     let mut out = Vec::new();

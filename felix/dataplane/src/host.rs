@@ -22,8 +22,9 @@ pub enum HostError {
 }
 
 /// Writes each `net/...` sysctl whose value differs, inside the namespace
-/// (`/proc/sys/net` shows the namespace of the thread that opens it).
-/// Returns how many were written.
+/// (`/proc/sys/net` shows the namespace of the thread that opens it). A
+/// failing write (a workload interface gone) does not stop the others; the
+/// first failure is returned. Returns how many were written.
 pub fn apply_sysctls(
     netns: Option<&Path>,
     sysctls: &BTreeMap<String, String>,
@@ -31,16 +32,21 @@ pub fn apply_sysctls(
     let sysctls = sysctls.clone();
     in_netns(netns, move || {
         let mut n = 0;
+        let mut first = None;
         for (k, v) in &sysctls {
             let path = Path::new("/proc/sys").join(k);
             let cur = std::fs::read_to_string(&path).unwrap_or_default();
             if cur.trim() == v {
                 continue;
             }
-            std::fs::write(&path, v).map_err(|source| HostError::Write { path, source })?;
-            n += 1;
+            match std::fs::write(&path, v) {
+                Ok(()) => n += 1,
+                Err(source) => {
+                    first.get_or_insert(HostError::Write { path, source });
+                }
+            }
         }
-        Ok(n)
+        first.map_or(Ok(n), Err)
     })?
 }
 

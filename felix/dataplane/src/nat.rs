@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tortie_felix::desired::NatOutgoing;
 
 use crate::nftcmd::{self, NftError};
+use crate::nftmon::OwnPids;
 
 /// Programming nftables failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,7 @@ pub struct NatProgrammer {
     netns: Option<PathBuf>,
     table: String,
     last: Option<Value>,
+    own: OwnPids,
 }
 
 impl NatProgrammer {
@@ -96,7 +98,20 @@ impl NatProgrammer {
             netns: netns.map(Path::to_path_buf),
             table: table.to_string(),
             last: None,
+            own: OwnPids::default(),
         }
+    }
+
+    /// The PIDs of the `nft` processes this programmer ran (for the
+    /// nftables monitor, which does not report their commits).
+    pub fn own_pids(&self) -> OwnPids {
+        self.own.clone()
+    }
+
+    /// Removes felix's table (both families), whatever it held.
+    pub fn remove(&mut self) -> Result<(), NatError> {
+        self.last = None;
+        self.apply(&NatOutgoing::default()).map(drop)
     }
 
     /// Forgets what was applied (the next `apply` writes again).
@@ -110,7 +125,13 @@ impl NatProgrammer {
         if self.last.as_ref() == Some(&doc) {
             return Ok(false);
         }
-        nftcmd::run(self.netns.as_deref(), &["-j", "-f", "-"], &doc.to_string())?;
+        let own = self.own.clone();
+        nftcmd::run_with(
+            self.netns.as_deref(),
+            &["-j", "-f", "-"],
+            &doc.to_string(),
+            move |pid| own.record(pid),
+        )?;
         self.last = Some(doc);
         Ok(true)
     }

@@ -30,13 +30,24 @@ pub enum NftError {
 
 /// Runs `nft ARGS` with `stdin` in the namespace at `netns`; its stdout.
 pub fn run(netns: Option<&Path>, args: &[&str], stdin: &str) -> Result<Vec<u8>, NftError> {
+    run_with(netns, args, stdin, |_| {})
+}
+
+/// As [`run`], handing `spawned` the PID of the `nft` process before it
+/// reads its input (so before it can commit anything).
+pub fn run_with(
+    netns: Option<&Path>,
+    args: &[&str],
+    stdin: &str,
+    spawned: impl FnOnce(u32) + Send + 'static,
+) -> Result<Vec<u8>, NftError> {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let stdin = stdin.to_string();
     let netns: Option<PathBuf> = netns.map(Path::to_path_buf);
-    in_netns(netns.as_deref(), move || run_here(&args, &stdin))?
+    in_netns(netns.as_deref(), move || run_here(&args, &stdin, spawned))?
 }
 
-fn run_here(args: &[String], stdin: &str) -> Result<Vec<u8>, NftError> {
+fn run_here(args: &[String], stdin: &str, spawned: impl FnOnce(u32)) -> Result<Vec<u8>, NftError> {
     let mut child = Command::new("nft")
         .args(args)
         .stdin(Stdio::piped())
@@ -44,6 +55,7 @@ fn run_here(args: &[String], stdin: &str) -> Result<Vec<u8>, NftError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(NftError::Spawn)?;
+    spawned(child.id());
     if let Some(mut input) = child.stdin.take() {
         input.write_all(stdin.as_bytes()).map_err(NftError::Spawn)?;
     }

@@ -18,6 +18,7 @@ const RTNH_F_ONLINK: u8 = 4;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
 const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 
@@ -56,6 +57,13 @@ fn ip(family: u8, v: &[u8]) -> Option<IpAddr> {
 
 fn u32_of(v: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?))
+}
+
+/// True for the metric the kernel gives a route written without one (as
+/// felix writes them): 0 for IPv4, 1024 for IPv6. A route with any other
+/// metric (FRR installs with 20, BIRD with 32) is never felix's.
+pub fn default_metric(family: u8, priority: u32) -> bool {
+    priority == 0 || (family == AF_INET6 && priority == 1024)
 }
 
 fn hop(gw: Option<IpAddr>, oif: u32, flags: u8, names: &HashMap<u32, String>) -> NextHop {
@@ -97,7 +105,8 @@ fn multipath(family: u8, mut b: &[u8], names: &HashMap<u32, String>) -> Vec<Next
 }
 
 /// Parses one netlink message (header included) holding an `rtmsg`; `None`
-/// for routes felix never writes (local, broadcast, multicast, …).
+/// for routes felix never writes (local, broadcast, multicast, …, or with a
+/// metric, see [`default_metric`]).
 pub fn parse(msg: &[u8], names: &HashMap<u32, String>) -> Option<(RawHeader, RouteKey, RouteSpec)> {
     let r = msg.get(NLMSG_HDRLEN..)?;
     if r.len() < RTMSG_LEN {
@@ -111,15 +120,20 @@ pub fn parse(msg: &[u8], names: &HashMap<u32, String>) -> Option<(RawHeader, Rou
         _ => return None,
     };
     let (mut table, mut dst, mut gw, mut oif, mut mp) = (u32::from(table8), None, None, 0, None);
+    let mut priority = 0;
     for (ty, v) in attrs(&r[RTMSG_LEN..]) {
         match ty {
             RTA_TABLE => table = u32_of(v)?,
+            RTA_PRIORITY => priority = u32_of(v)?,
             RTA_DST => dst = ip(family, v),
             RTA_GATEWAY => gw = ip(family, v),
             RTA_OIF => oif = u32_of(v)?,
             RTA_MULTIPATH => mp = Some(v),
             _ => {}
         }
+    }
+    if !default_metric(family, priority) {
+        return None;
     }
     let dst = dst.or(match family {
         AF_INET => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),

@@ -165,7 +165,8 @@ fn next_hop(
     }
 }
 
-/// Parses a kernel route into felix's model; `None` for routes felix never writes.
+/// Parses a kernel route into felix's model; `None` for routes felix never
+/// writes (other types, or a metric: [`rawroute::default_metric`]).
 pub fn parse_route(
     m: &RouteMessage,
     names: &HashMap<u32, String>,
@@ -181,15 +182,20 @@ pub fn parse_route(
     let mut gw = None;
     let mut oif = 0;
     let mut multipath = None;
+    let mut priority = 0;
     for a in &m.attributes {
         match a {
             RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Priority(p) => priority = *p,
             RouteAttribute::Destination(d) => dst = addr(d),
             RouteAttribute::Gateway(g) => gw = addr(g),
             RouteAttribute::Oif(i) => oif = *i,
             RouteAttribute::MultiPath(hops) => multipath = Some(hops),
             _ => {}
         }
+    }
+    if !rawroute::default_metric(u8::from(h.address_family), priority) {
+        return None;
     }
     let dst = match (dst, h.address_family) {
         (Some(d), _) => d,
@@ -273,9 +279,14 @@ impl NetlinkRoutes {
         &self.name_of
     }
 
-    /// Protocols this dataplane owns.
+    /// Protocols this dataplane reads back.
     pub fn protocols(&self) -> &[u8] {
         &self.protocols
+    }
+
+    /// Reads back routes of `protocols` from now on.
+    pub fn set_protocols(&mut self, protocols: &[u8]) {
+        self.protocols = protocols.to_vec();
     }
 
     /// The table this dataplane owns.

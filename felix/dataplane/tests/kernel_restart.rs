@@ -49,7 +49,7 @@ fn held_bgp_routes_stay_until_release_while_new_ones_are_written_at_once() {
     f.hold(&[cfg.proto_bgp], Instant::now() + Duration::from_secs(600));
     let rep = apply(&mut f, cfg, node_input(vec![]));
     assert_eq!((rep.held, rep.deleted, rep.failed), (2, 1, 0), "{rep:?}");
-    let bgp = routes(n, &["proto", "186"]);
+    let bgp = routes(n, &["proto", "84"]);
     assert!(
         bgp.contains("10.244.2.0/26 via 10.0.1.6") && bgp.contains("10.244.3.0/26 via 10.0.1.6"),
         "kept: {bgp}"
@@ -75,7 +75,7 @@ fn held_bgp_routes_stay_until_release_while_new_ones_are_written_at_once() {
     f.release_hold();
     let rep = f.apply(Instant::now()).unwrap();
     assert_eq!((rep.deleted, rep.held), (1, 0), "{rep:?}");
-    let bgp = routes(n, &["proto", "186"]);
+    let bgp = routes(n, &["proto", "84"]);
     assert_eq!(bgp.trim(), "10.244.2.0/26 via 10.0.1.7 dev eth0", "{bgp}");
     assert!(f.in_sync());
     assert!(!f.holding());
@@ -92,10 +92,10 @@ fn a_hold_that_is_never_released_ends_at_its_bound() {
     let t0 = Instant::now();
     f.hold(&[cfg.proto_bgp], t0 + Duration::from_secs(30));
     apply(&mut f, cfg, node_input(vec![]));
-    assert_eq!(routes(n, &["proto", "186"]).lines().count(), 2);
+    assert_eq!(routes(n, &["proto", "84"]).lines().count(), 2);
     let rep = f.apply(t0 + Duration::from_secs(30)).unwrap();
     assert_eq!(rep.deleted, 2, "{rep:?}");
-    assert!(routes(n, &["proto", "186"]).trim().is_empty());
+    assert!(routes(n, &["proto", "84"]).trim().is_empty());
     assert!(!f.holding());
 }
 
@@ -164,5 +164,5 @@ fn the_vxlan_device_and_vtep_entries_stay_while_held_and_go_after() {
     f.release_hold();
     f.apply(Instant::now()).unwrap();
     assert!(n.ip_out(&["link", "show", "vxlan.calico"]).is_err());
-    assert!(routes(n, &["proto", "186"]).trim().is_empty());
+    assert!(routes(n, &["proto", "84"]).trim().is_empty());
 }

@@ -47,7 +47,7 @@ fn routes_of_each_kind_appear_with_the_right_attributes() {
         ecmp.contains("nexthop via 10.0.1.6") && ecmp.contains("nexthop via 10.0.1.8"),
         "{ecmp}"
     );
-    let bgp = routes(n, &["proto", "186"]);
+    let bgp = routes(n, &["proto", "84"]);
     assert_eq!(bgp.trim(), "10.244.2.0/26 via 10.0.1.6 dev eth0", "{bgp}");
 
     // A second apply with nothing to do writes nothing.
@@ -72,20 +72,43 @@ fn foreign_routes_are_left_alone_and_stale_ones_of_ours_removed() {
     let (n, cfg) = (&lab.n, &lab.cfg);
     add_route(n, "10.9.0.0/24", "10.0.1.6", "static");
     add_route(n, "10.8.0.0/24", "10.0.1.6", "bird");
+    // Stale routes of ours (our numbers, inside the pool): removed.
     add_route(n, "10.244.9.0/26", "10.0.1.6", "80");
-    add_route(n, "10.244.8.0/26", "10.0.1.6", "186");
+    add_route(n, "10.244.8.0/26", "10.0.1.6", "84");
+    // Inside the pool but not ours: FRR's zebra BGP (186), BIRD (12), a
+    // static route, and our number with a metric (FRR installs with 20).
+    add_route(n, "10.244.7.0/26", "10.0.1.6", "186");
+    add_route(n, "10.244.6.0/26", "10.0.1.6", "bird");
+    add_route(n, "10.244.5.0/26", "10.0.1.6", "static");
+    n.ip(&[
+        "route",
+        "add",
+        "10.244.4.0/26",
+        "via",
+        "10.0.1.6",
+        "proto",
+        "84",
+        "metric",
+        "20",
+    ])
+    .unwrap();
+    // Our number outside every prefix tortie owns.
+    add_route(n, "192.0.2.0/24", "10.0.1.6", "84");
     let mut f = felix(n, cfg);
     let rep = apply(&mut f, cfg, input());
-    assert_eq!(rep.deleted, 2);
+    assert_eq!(rep.deleted, 2, "{rep:?}");
     let all = routes(n, &[]);
-    assert!(
-        all.contains("10.9.0.0/24 via 10.0.1.6 dev eth0 proto static"),
-        "{all}"
-    );
-    assert!(
-        all.contains("10.8.0.0/24 via 10.0.1.6 dev eth0 proto bird"),
-        "{all}"
-    );
+    for kept in [
+        "10.9.0.0/24 via 10.0.1.6 dev eth0 proto static",
+        "10.8.0.0/24 via 10.0.1.6 dev eth0 proto bird",
+        "10.244.7.0/26 via 10.0.1.6 dev eth0 proto bgp",
+        "10.244.6.0/26 via 10.0.1.6 dev eth0 proto bird",
+        "10.244.5.0/26 via 10.0.1.6 dev eth0 proto static",
+        "10.244.4.0/26 via 10.0.1.6 dev eth0 proto 84 metric 20",
+        "192.0.2.0/24 via 10.0.1.6 dev eth0 proto 84",
+    ] {
+        assert!(all.contains(kept), "{kept} is gone: {all}");
+    }
     assert!(
         !all.contains("10.244.9.0") && !all.contains("10.244.8.0"),
         "{all}"
@@ -99,11 +122,12 @@ fn an_external_delete_or_change_of_our_route_is_repaired_within_a_second() {
     let (n, cfg) = (&lab.n, &lab.cfg);
     let mut f = felix(n, cfg);
     apply(&mut f, cfg, input());
-    let mon = f.monitor().unwrap();
+    let (monitors, events) = f.watch(4096).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let runner = std::thread::spawn(move || {
-        f.run(&mon, &stop2);
+        f.run(&events, &stop2);
+        drop(monitors);
         f
     });
     let has = |what: &str| routes(n, &[]).contains(what);
@@ -112,10 +136,7 @@ fn an_external_delete_or_change_of_our_route_is_repaired_within_a_second() {
         "deleted route back",
         Duration::from_secs(1),
         Duration::from_millis(10),
-        || {
-            has("10.244.2.0/26 via 10.0.1.6 dev eth0 proto bird")
-                || routes(n, &["proto", "186"]).contains("10.244.2.0/26 via 10.0.1.6")
-        },
+        || routes(n, &["proto", "84"]).contains("10.244.2.0/26 via 10.0.1.6"),
     )
     .unwrap();
     n.ip(&[
