@@ -1,34 +1,52 @@
-//! The agent loop: joins the datastore syncer, the BGP speaker and the felix
-//! thread. A snapshot changes sessions (only those concerned), Calico's
-//! import/export policy, the prefixes we originate and felix's input; a new
-//! AS, route reflector cluster id or listen port replaces the speaker (all
-//! sessions reset); the speaker's FIB stream (its Loc-RIB after the import
-//! policy) changes felix's input.
+//! The agent as one task tree on one tokio runtime: the datastore syncer
+//! (a blocking thread of the runtime, the store driven by the runtime), the
+//! BGP speaker, the dataplane task (felix's loop and its monitors on a
+//! blocking thread), the control socket and HTTP servers, and the agent's
+//! own loop ([`crate::handlers`]) joining them. Channels between them are
+//! bounded; every task is joined on the way out.
+//!
+//! SIGTERM or SIGINT stops it in order, within 5 s: the BGP sessions end
+//! (a Cease / Administrative Shutdown NOTIFICATION, or with
+//! `--shutdown-mode graceful-restart` a close without one so that the peers
+//! keep our routes through the restart), the servers stop (the control
+//! socket's file is removed), the dataplane loop stops (the kernel state
+//! stays: the next start is a graceful restart), then the syncer.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use ipnet::IpNet;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
-use tortie_bgp_rib::PolicyConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tortie_bgp_session::State;
-use tortie_bgp_speaker::{
-    EventRx, FibEvent, FibRx, PeerStatus, RestartOptions, SpeakerError, SpeakerEvent, SpeakerHandle,
-};
-use tortie_bgp_wire::{Origin, PathAttributes, Prefix};
+use tortie_bgp_speaker::{PeerStatus, RestartOptions, ShutdownMode, SpeakerError, SpeakerHandle};
 use tortie_datastore::OpenOptions;
-use tortie_felix::FelixInput;
+use tortie_felix::{owned_prefixes, Ownership};
 
 use crate::bgp::SpeakerParams;
-use crate::dataplane::{FelixMsg, FibState, Start};
+use crate::dataplane::{DataplaneConfig, DataplaneTask, FibState, Start};
 use crate::feed::{felix_input, FeedContext};
+use crate::felixcfg::{effective, DataplaneSettings};
+use crate::handlers::{Agent, AgentStart};
 use crate::learned::Learned;
-use crate::peers::{desired_peers, diff, LocalIdentity, PeerMap};
+use crate::peers::LocalIdentity;
+use crate::serve::{serve, Limits, ServerStats};
+use crate::server::{bind_control, bind_http, ControlService, HttpService};
 use crate::snapshot::Snapshot;
 use crate::sync::{self, SyncConfig};
+
+/// Snapshots the syncer may queue for the agent.
+const SNAPSHOTS: usize = 4;
+/// The longest each step of the shutdown may take.
+const SPEAKER_STOP: Duration = Duration::from_secs(2);
+const SERVERS_STOP: Duration = Duration::from_millis(500);
+const DATAPLANE_STOP: Duration = Duration::from_secs(1);
+const SYNCER_STOP: Duration = Duration::from_millis(300);
 
 /// Everything the agent needs to start.
 #[derive(Debug, Clone)]
@@ -54,6 +72,8 @@ pub struct AgentConfig {
     pub dataplane: bool,
     /// Felix's MTU file.
     pub mtu_file: PathBuf,
+    /// How sessions end on SIGTERM / SIGINT.
+    pub shutdown: ShutdownMode,
 }
 
 /// Errors that stop the agent.
@@ -114,7 +134,7 @@ impl Shared {
     }
 
     /// Installs a new speaker running with AS `asn`.
-    fn replace_speaker(&self, speaker: SpeakerHandle, asn: u32) {
+    pub(crate) fn replace_speaker(&self, speaker: SpeakerHandle, asn: u32) {
         *self
             .current_speaker
             .write()
@@ -159,237 +179,39 @@ impl Shared {
     }
 }
 
-struct Agent {
-    me: LocalIdentity,
-    node_ip: IpNet,
-    router_id: Ipv4Addr,
-    bgp_port_flag: Option<u16>,
-    shared: Arc<Shared>,
-    running: PeerMap,
-    originated: BTreeSet<Prefix>,
-    felix_tx: Option<std::sync::mpsc::Sender<FelixMsg>>,
-    last_input: Option<FelixInput>,
-    connected: Vec<IpNet>,
-    /// What the running speaker was started with.
-    params: SpeakerParams,
-    /// The policy the speaker has.
-    policy: PolicyConfig,
-    /// The running speaker's events and FIB stream.
-    events: EventRx,
-    fib_rx: FibRx,
+/// The tasks the agent owns besides its own loop.
+struct Tree {
+    stop: CancellationToken,
+    syncer: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
+    control_socket: PathBuf,
 }
 
-/// IPv4 subnets of this namespace's interfaces (workload veths excluded).
-fn connected_subnets() -> Vec<IpNet> {
-    crate::autodetect::read_interfaces()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.name != "lo" && !i.name.starts_with("cali"))
-        .flat_map(|i| i.addrs)
-        .filter(|a| a.addr().is_ipv4() && a.prefix_len() < 32)
-        .map(|a| a.trunc())
-        .collect()
-}
+/// SIGTERM and SIGINT.
+struct Signals(Signal, Signal);
 
-impl Agent {
-    async fn on_snapshot(&mut self, snap: Snapshot) -> Result<(), AgentError> {
-        let params = SpeakerParams::from_snapshot(&snap, &self.me.name, self.bgp_port_flag);
-        let built = crate::policy::build(&snap, &self.me.name);
-        if let Some(why) = self.params.restart_reason(&params) {
-            self.restart_speaker(params, built.policy.clone(), &why)
-                .await?;
-        }
-        self.set_policy(built).await;
-        let speaker = self.shared.speaker();
-        let desired = desired_peers(&snap, &self.me);
-        let d = diff(&self.running, &desired);
-        for p in d.remove {
-            tracing::info!(peer = %p, "removing peer");
-            if let Err(e) = speaker.remove_peer(p).await {
-                tracing::warn!(peer = %p, error = %e, "remove_peer failed");
-            }
-            self.shared
-                .learned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .forget(&p);
-        }
-        for p in d.add {
-            tracing::info!(peer = %p.address, peer_type = p.peer_type.as_str(), "adding peer");
-            if let Err(e) = speaker.add_peer(p.clone()).await {
-                tracing::warn!(peer = %p.address, error = %e, "add_peer failed");
-            }
-        }
-        for p in d.update {
-            tracing::info!(peer = %p.address, "updating peer");
-            if let Err(e) = speaker.update_peer(p.clone()).await {
-                tracing::warn!(peer = %p.address, error = %e, "update_peer failed");
-            }
-        }
-        self.running = desired;
-        if self.felix_tx.is_some() {
-            self.connected = connected_subnets();
-        }
-        self.originate(&snap).await;
-        *self
-            .shared
-            .snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = snap;
-        self.feed();
-        Ok(())
-    }
-
-    /// Hands a changed policy to the speaker (sessions stay up).
-    async fn set_policy(&mut self, built: crate::policy::BuiltPolicy) {
-        if built.policy == self.policy {
-            return;
-        }
-        for p in &built.problems {
-            tracing::warn!(problem = %p, "BGP policy");
-        }
-        tracing::info!(
-            pools = built.policy.pools.len(),
-            local_blocks = built.policy.local_blocks.len(),
-            service_cidrs = built.policy.service_cidrs.len(),
-            "BGP import/export policy changed"
-        );
-        if let Err(e) = self
-            .shared
-            .speaker()
-            .set_policy(Some(built.policy.clone()))
-            .await
-        {
-            tracing::warn!(error = %e, "set_policy failed");
-        }
-        self.policy = built.policy;
-    }
-
-    /// Replaces the speaker: every session resets, peers, originations and
-    /// the FIB subscription are set up again on the new one.
-    async fn restart_speaker(
-        &mut self,
-        params: SpeakerParams,
-        policy: PolicyConfig,
-        why: &str,
-    ) -> Result<(), AgentError> {
-        tracing::warn!(
-            change = why,
-            "restarting the BGP speaker in-process: every BGP session resets"
-        );
-        let _ = self.shared.speaker().shutdown().await;
-        let (speaker, events) =
-            crate::bgp::start(params, self.router_id, Some(policy.clone()), None).await?;
-        let fib_rx = speaker.subscribe_fib().await?;
-        self.shared.replace_speaker(speaker, params.asn);
-        self.shared
-            .learned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        if self.bgp_port_flag.is_none() {
-            self.me.port = params.port;
-        }
-        self.running = PeerMap::new();
-        self.originated = BTreeSet::new();
-        self.policy = policy;
-        self.params = params;
-        self.events = events;
-        self.fib_rx = fib_rx;
-        Ok(())
-    }
-
-    async fn originate(&mut self, snap: &Snapshot) {
-        let want = crate::policy::originations(snap, &self.me.name, &self.policy);
-        let gone: Vec<Prefix> = self.originated.difference(&want).copied().collect();
-        let new: Vec<Prefix> = want.difference(&self.originated).copied().collect();
-        let speaker = self.shared.speaker();
-        if !gone.is_empty() {
-            tracing::info!(count = gone.len(), "withdrawing prefixes");
-            let _ = speaker.withdraw(gone).await;
-        }
-        if !new.is_empty() {
-            tracing::info!(count = new.len(), "originating prefixes");
-            let attrs = PathAttributes {
-                origin: Some(Origin::Igp),
-                ..PathAttributes::default()
-            };
-            let _ = speaker.originate(new, attrs).await;
-        }
-        self.originated = want;
-    }
-
-    fn on_fib(&mut self, ev: FibEvent) {
-        if ev == FibEvent::RestartComplete {
-            self.on_restart_complete();
-            return;
-        }
-        let changed = self
-            .shared
-            .learned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .on_fib(&ev);
-        if changed {
-            self.feed();
-        }
-    }
-
-    /// The speaker's restart is over and felix has the whole Loc-RIB (the
-    /// FIB stream sent it just before): felix may sweep the BGP routes of
-    /// the previous run that are not in it.
-    fn on_restart_complete(&mut self) {
-        tracing::info!("graceful restart complete: sweeping stale BGP routes");
-        if let Some(tx) = &self.felix_tx {
-            let _ = tx.send(FelixMsg::ReleaseHold);
-        }
-    }
-
-    fn on_speaker_event(&mut self, ev: SpeakerEvent) {
-        match &ev {
-            SpeakerEvent::PeerUp { peer, .. } => tracing::info!(peer = %peer, "peer up"),
-            SpeakerEvent::PeerDown { peer, reason } => {
-                tracing::info!(peer = %peer, reason = %reason, "peer down")
-            }
-            _ => {}
-        }
-        self.shared
-            .learned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .on_event(&ev);
-    }
-
-    fn feed(&mut self) {
-        let Some(tx) = &self.felix_tx else { return };
-        let hops = self
-            .shared
-            .learned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_hops();
-        let input = {
-            let snap = self
-                .shared
-                .snapshot
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let ctx = FeedContext {
-                me: &self.me.name,
-                node_ip: self.node_ip,
-                connected: &self.connected,
-            };
-            felix_input(&snap, ctx, &hops)
+impl Signals {
+    fn new() -> Result<Self, AgentError> {
+        let l = |what: &str| {
+            let what = what.to_string();
+            move |source| AgentError::Listen { what, source }
         };
-        if self.last_input.as_ref() != Some(&input) {
-            let _ = tx.send(FelixMsg::Input(Box::new(input.clone())));
-            self.last_input = Some(input);
+        Ok(Self(
+            signal(SignalKind::terminate()).map_err(l("SIGTERM"))?,
+            signal(SignalKind::interrupt()).map_err(l("SIGINT"))?,
+        ))
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.0.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = self.1.recv() => tracing::info!("SIGINT: shutting down"),
         }
     }
 }
 
-fn start_syncer(cfg: &AgentConfig) -> mpsc::UnboundedReceiver<Snapshot> {
-    let (tx, rx) = mpsc::unbounded_channel();
+fn start_syncer(cfg: &AgentConfig) -> (JoinHandle<()>, mpsc::Receiver<Snapshot>) {
+    let (tx, rx) = mpsc::channel(SNAPSHOTS);
     let sc = SyncConfig {
         datastore: cfg.datastore.clone(),
         options: cfg.options.clone(),
@@ -397,38 +219,35 @@ fn start_syncer(cfg: &AgentConfig) -> mpsc::UnboundedReceiver<Snapshot> {
         node_ip: cfg.node_ip,
         node_ip6: cfg.node_ip6,
     };
-    std::thread::Builder::new()
-        .name("syncer".into())
-        .spawn(move || sync::run(sc, tx))
-        .ok();
-    rx
+    (tokio::task::spawn_blocking(move || sync::run(sc, tx)), rx)
 }
 
-fn start_felix(
-    cfg: &AgentConfig,
-    start: Start,
-) -> (std::sync::mpsc::Sender<FelixMsg>, Arc<Mutex<FibState>>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let state = Arc::new(Mutex::new(FibState::default()));
-    let st = state.clone();
-    let fc = crate::dataplane::felix_config(&cfg.mtu_file);
-    std::thread::Builder::new()
-        .name("felix".into())
-        .spawn(move || crate::dataplane::run(fc, start, rx, st))
-        .ok();
-    (tx, state)
+/// The prefixes tortie owns here, from a snapshot (pools, node and tunnel
+/// addresses), and the dataplane settings it gives.
+fn ownership(cfg: &AgentConfig, snap: &Snapshot) -> (Vec<IpNet>, DataplaneSettings) {
+    let ctx = FeedContext {
+        me: &cfg.node_name,
+        node_ip: cfg.node_ip,
+        connected: &[],
+    };
+    let input = felix_input(snap, ctx, &Default::default());
+    let settings = DataplaneSettings::from_spec(&effective(&snap.felix_configs, &cfg.node_name));
+    (owned_prefixes(&input), settings)
 }
 
-/// A restart: felix's protocols hold routes in the kernel from a previous
-/// run (`kill -9`, a crash, an upgrade). Then the speaker starts as an
-/// RFC 4724 §4.1 restarting speaker and felix holds those BGP routes until
-/// the speaker's restart is complete. `None` for a fresh start and with
-/// `--dataplane none`.
-fn detect_restart(cfg: &AgentConfig) -> Option<RestartOptions> {
+/// A restart: routes of ours (felix's protocols inside tortie's prefixes)
+/// are in the kernel from a previous run (`kill -9`, a crash, an upgrade,
+/// a graceful-restart stop). Then the speaker starts as an RFC 4724 §4.1
+/// restarting speaker and felix holds those BGP routes until the speaker's
+/// restart is complete. `None` for a fresh start and with `--dataplane none`.
+fn detect_restart(cfg: &AgentConfig, snap: &Snapshot) -> Option<RestartOptions> {
     if !cfg.dataplane {
         return None;
     }
-    match crate::dataplane::previous_routes(&crate::dataplane::felix_config(&cfg.mtu_file)) {
+    let (prefixes, settings) = ownership(cfg, snap);
+    let felix = crate::dataplane::felix_config(&cfg.mtu_file, &settings);
+    let owned = Ownership::new(felix.protocols(), prefixes);
+    match crate::dataplane::previous_routes(&felix, &owned) {
         Ok(0) => None,
         Ok(routes) => {
             tracing::info!(
@@ -444,52 +263,174 @@ fn detect_restart(cfg: &AgentConfig) -> Option<RestartOptions> {
     }
 }
 
-fn sigterm() -> Result<tokio::signal::unix::Signal, AgentError> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|source| {
-        AgentError::Listen {
-            what: "SIGTERM".into(),
-            source,
-        }
-    })
+fn start_dataplane(
+    cfg: &AgentConfig,
+    snap: &Snapshot,
+    restart: Option<RestartOptions>,
+) -> (Option<DataplaneTask>, Option<Arc<Mutex<FibState>>>) {
+    if !cfg.dataplane {
+        return (None, None);
+    }
+    let (_, settings) = ownership(cfg, snap);
+    let start = restart.map_or(Start::Fresh, |r| {
+        Start::Restart(r.selection_deferral + crate::dataplane::RESTART_HOLD_MARGIN)
+    });
+    let fib = Arc::new(Mutex::new(FibState::default()));
+    let dc = DataplaneConfig {
+        felix: crate::dataplane::felix_config(&cfg.mtu_file, &settings),
+        settings,
+        start,
+    };
+    (Some(DataplaneTask::start(dc, fib.clone())), Some(fib))
 }
 
-/// Runs the agent until SIGINT/SIGTERM.
+/// Binds both servers and starts them under `stop`.
+async fn start_servers(
+    cfg: &AgentConfig,
+    shared: &Arc<Shared>,
+    stop: &CancellationToken,
+) -> Result<Vec<JoinHandle<()>>, AgentError> {
+    let control = bind_control(&cfg.control_socket)?;
+    let http = bind_http(cfg.http_addr).await?;
+    let limits = Limits::default();
+    let c = tokio::spawn(serve(
+        control,
+        Arc::new(ControlService(shared.clone())),
+        limits,
+        Arc::new(ServerStats::default()),
+        stop.clone(),
+    ));
+    let h = tokio::spawn(serve(
+        http,
+        Arc::new(HttpService(shared.clone())),
+        limits,
+        Arc::new(ServerStats::default()),
+        stop.clone(),
+    ));
+    Ok(vec![c, h])
+}
+
+/// Waits for `task` up to `limit`; false when it did not end in time.
+async fn join_within<T>(what: &str, task: JoinHandle<T>, limit: Duration) -> bool {
+    let abort = task.abort_handle();
+    match tokio::time::timeout(limit, task).await {
+        Ok(_) => true,
+        Err(_) => {
+            tracing::warn!(task = what, "did not stop in time");
+            abort.abort();
+            false
+        }
+    }
+}
+
+impl Tree {
+    /// Stops what the tree owns in order; the speaker first, when there is one.
+    async fn shutdown(
+        self,
+        speaker: Option<SpeakerHandle>,
+        mode: ShutdownMode,
+        dataplane: Option<DataplaneTask>,
+        snap_rx: mpsc::Receiver<Snapshot>,
+    ) {
+        if let Some(s) = speaker {
+            let how = match mode {
+                ShutdownMode::Cease => "Cease (Administrative Shutdown)",
+                ShutdownMode::GracefulRestart => "graceful restart: peers keep our routes",
+            };
+            tracing::info!(sessions = how, "ending the BGP sessions");
+            if tokio::time::timeout(SPEAKER_STOP, s.shutdown_with(mode))
+                .await
+                .is_err()
+            {
+                tracing::warn!("the BGP speaker did not stop in time");
+            }
+        }
+        self.stop.cancel();
+        for s in self.servers {
+            join_within("server", s, SERVERS_STOP).await;
+        }
+        let _ = std::fs::remove_file(&self.control_socket);
+        if let Some(dp) = dataplane {
+            if tokio::time::timeout(DATAPLANE_STOP, dp.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the dataplane did not stop in time");
+            }
+        }
+        drop(snap_rx);
+        join_within("syncer", self.syncer, SYNCER_STOP).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Runs the agent until SIGINT/SIGTERM, then stops every task in order.
 pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let IpAddr::V4(router_id) = cfg.node_ip.addr() else {
         return Err(AgentError::NotIpv4(cfg.node_ip));
     };
-    let mut snap_rx = start_syncer(&cfg);
-    let first = snap_rx.recv().await.ok_or(AgentError::SyncerStopped)?;
-    let params = SpeakerParams::from_snapshot(&first, &cfg.node_name, cfg.bgp_port);
-    let built = crate::policy::build(&first, &cfg.node_name);
+    let mut signals = Signals::new()?;
+    let (syncer, mut snap_rx) = start_syncer(&cfg);
+    let mut tree = Tree {
+        stop: CancellationToken::new(),
+        syncer,
+        servers: Vec::new(),
+        control_socket: cfg.control_socket.clone(),
+    };
+    let first = tokio::select! {
+        s = snap_rx.recv() => s,
+        () = signals.recv() => None,
+    };
+    let Some(first) = first else {
+        let stopped = tree.syncer.is_finished();
+        tree.shutdown(None, cfg.shutdown, None, snap_rx).await;
+        return if stopped {
+            Err(AgentError::SyncerStopped)
+        } else {
+            Ok(())
+        };
+    };
+    let mut agent = match start_agent(&cfg, router_id, &first, &mut tree).await {
+        Ok(a) => a,
+        Err(e) => {
+            tree.shutdown(None, cfg.shutdown, None, snap_rx).await;
+            return Err(e);
+        }
+    };
+    let result = main_loop(&mut agent, first, &mut snap_rx, &mut signals).await;
+    let speaker = agent.shared.speaker();
+    tree.shutdown(Some(speaker), cfg.shutdown, agent.dataplane.take(), snap_rx)
+        .await;
+    result
+}
+
+/// Starts the speaker, the dataplane and the servers for the first snapshot.
+async fn start_agent(
+    cfg: &AgentConfig,
+    router_id: Ipv4Addr,
+    first: &Snapshot,
+    tree: &mut Tree,
+) -> Result<Agent, AgentError> {
+    let params = SpeakerParams::from_snapshot(first, &cfg.node_name, cfg.bgp_port);
+    let built = crate::policy::build(first, &cfg.node_name);
     for p in &built.problems {
         tracing::warn!(problem = %p, "BGP policy");
     }
-    let restart = detect_restart(&cfg);
+    let restart = detect_restart(cfg, first);
     let (speaker, events) =
         crate::bgp::start(params, router_id, Some(built.policy.clone()), restart).await?;
     let fib_rx = speaker.subscribe_fib().await?;
-    let felix_start = restart.map_or(Start::Fresh, |r| {
-        Start::Restart(r.selection_deferral + crate::dataplane::RESTART_HOLD_MARGIN)
-    });
-    let (felix_tx, fib) = if cfg.dataplane {
-        let (tx, st) = start_felix(&cfg, felix_start);
-        (Some(tx), Some(st))
-    } else {
-        (None, None)
-    };
+    let (dataplane, fib) = start_dataplane(cfg, first, restart);
     let shared = Arc::new(Shared {
         node: cfg.node_name.clone(),
         router_id,
         asn: AtomicU32::new(params.asn),
-        current_speaker: RwLock::new(speaker),
+        current_speaker: RwLock::new(speaker.clone()),
         learned: Mutex::new(Learned::default()),
         fib,
         snapshot: Mutex::new(Snapshot::default()),
     });
-    crate::server::start_control(&cfg.control_socket, shared.clone())?;
-    crate::server::start_http(cfg.http_addr, shared.clone()).await?;
-    let mut agent = Agent {
+    let agent = Agent::new(AgentStart {
         me: LocalIdentity {
             name: cfg.node_name.clone(),
             ip: cfg.node_ip.addr(),
@@ -498,30 +439,43 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         node_ip: cfg.node_ip,
         router_id,
         bgp_port_flag: cfg.bgp_port,
-        shared,
-        running: PeerMap::new(),
-        originated: BTreeSet::new(),
-        felix_tx,
-        last_input: None,
-        connected: Vec::new(),
+        shared: shared.clone(),
+        dataplane,
         params,
         policy: built.policy,
         events,
         fib_rx,
-    };
-    agent.on_snapshot(first).await?;
-    let mut term = sigterm()?;
-    loop {
-        tokio::select! {
-            Some(s) = snap_rx.recv() => agent.on_snapshot(s).await?,
-            Some(ev) = agent.events.recv() => agent.on_speaker_event(ev),
-            Some(ev) = agent.fib_rx.recv() => agent.on_fib(ev),
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+    });
+    match start_servers(cfg, &shared, &tree.stop).await {
+        Ok(s) => tree.servers = s,
+        Err(e) => {
+            let _ = tokio::time::timeout(SPEAKER_STOP, speaker.shutdown()).await;
+            let mut agent = agent;
+            if let Some(dp) = agent.dataplane.take() {
+                dp.stop().await;
+            }
+            return Err(e);
         }
     }
-    tracing::info!("shutting down");
-    let _ = agent.shared.speaker().shutdown().await;
-    let _ = std::fs::remove_file(&cfg.control_socket);
-    Ok(())
+    Ok(agent)
+}
+
+async fn main_loop(
+    agent: &mut Agent,
+    first: Snapshot,
+    snap_rx: &mut mpsc::Receiver<Snapshot>,
+    signals: &mut Signals,
+) -> Result<(), AgentError> {
+    agent.on_snapshot(first).await?;
+    loop {
+        tokio::select! {
+            s = snap_rx.recv() => match s {
+                Some(s) => agent.on_snapshot(s).await?,
+                None => return Err(AgentError::SyncerStopped),
+            },
+            Some(ev) = agent.events.recv() => agent.on_speaker_event(ev),
+            Some(ev) = agent.fib_rx.recv() => agent.on_fib(ev),
+            () = signals.recv() => return Ok(()),
+        }
+    }
 }

@@ -278,9 +278,73 @@ impl FromStr for Ip6Setting {
     }
 }
 
+/// `--node-ip`: an address with its prefix length, or a bare address
+/// whose prefix length comes from the interface holding it (as Calico's
+/// `IP` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeIpSetting {
+    /// Given with its prefix length.
+    Cidr(IpNet),
+    /// Given bare.
+    Bare(IpAddr),
+}
+
+/// A `--node-ip` value that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("--node-ip: {0:?} is invalid (valid: an address, e.g. 10.0.1.5, or an address with its prefix length, e.g. 10.0.1.5/24)")]
+pub struct NodeIpError(pub String);
+
+impl FromStr for NodeIpSetting {
+    type Err = NodeIpError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(n) = s.parse::<IpNet>() {
+            return Ok(Self::Cidr(n));
+        }
+        s.parse::<IpAddr>()
+            .map(Self::Bare)
+            .map_err(|_| NodeIpError(s.to_string()))
+    }
+}
+
+/// A bare `--node-ip` that no interface holds.
+#[derive(Debug, thiserror::Error)]
+#[error("--node-ip {0}: no interface in this network namespace holds this address, so its prefix length is unknown; give it with the prefix length (e.g. {0}/24) or add the address first")]
+pub struct NotLocalError(pub IpAddr);
+
+impl NodeIpSetting {
+    /// The address with its prefix length, taken from `ifaces` for a bare one.
+    pub fn resolve(self, ifaces: &[InterfaceAddrs]) -> Result<IpNet, NotLocalError> {
+        match self {
+            Self::Cidr(n) => Ok(n),
+            Self::Bare(ip) => ifaces
+                .iter()
+                .flat_map(|i| &i.addrs)
+                .find(|a| a.addr() == ip)
+                .copied()
+                .ok_or(NotLocalError(ip)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_node_ip_takes_the_prefix_length_of_the_interface_holding_it() {
+        let s: NodeIpSetting = "192.168.7.2".parse().unwrap();
+        assert_eq!(s.resolve(&ifs()).unwrap().to_string(), "192.168.7.2/24");
+        let s: NodeIpSetting = "10.0.1.5/16".parse().unwrap();
+        assert_eq!(s.resolve(&ifs()).unwrap().to_string(), "10.0.1.5/16");
+        let s: NodeIpSetting = "10.86.0.1".parse().unwrap();
+        let e = s.resolve(&ifs()).unwrap_err().to_string();
+        assert!(
+            e.contains("no interface") && e.contains("10.86.0.1/24"),
+            "{e}"
+        );
+        assert!("10.0.1".parse::<NodeIpSetting>().is_err());
+    }
 
     fn ifs() -> Vec<InterfaceAddrs> {
         let i = |name: &str, addrs: &[&str]| InterfaceAddrs {

@@ -3,8 +3,8 @@
 //! [`Snapshot`] built from it without reading the store again. Pure: no
 //! I/O, the syncer feeds it lists and events.
 //!
-//! What it holds ([`Scope`]): every Node, BGPConfiguration, BGPPeer and
-//! IPPool, every IPAM block and block affinity, and only this node's
+//! What it holds ([`Scope`]): every Node, BGPConfiguration, BGPPeer,
+//! IPPool and FelixConfiguration, every IPAM block and block affinity, and only this node's
 //! WorkloadEndpoints (through tortie's per-node index of endpoints,
 //! `/index/v1/workloadendpoints/<node>/`, not Calico's namespace-first
 //! keys): a node's felix programs its own workloads and routes other
@@ -19,12 +19,14 @@ use tortie_datastore::{KeyValue, Revision, WatchEvent};
 use tortie_ipam_core::store::keys::parse_key;
 use tortie_ipam_core::store::IpamKey;
 use tortie_model::ipam::{AffinityState, AllocationBlock, BlockAffinity};
-use tortie_model::{BgpConfiguration, BgpPeer, IpPool, Kind, Node, Resource, WorkloadEndpoint};
+use tortie_model::{
+    BgpConfiguration, BgpPeer, FelixConfiguration, IpPool, Kind, Node, Resource, WorkloadEndpoint,
+};
 
 use crate::snapshot::Snapshot;
 
 /// The kinds of entries, in [`Scope::prefixes`] order (metric labels).
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "node",
     "bgpconfiguration",
     "bgppeer",
@@ -32,7 +34,11 @@ pub const SECTIONS: [&str; 7] = [
     "workloadendpoint",
     "block",
     "affinity",
+    "felixconfiguration",
 ];
+
+/// The sections holding IPAM entries (the others hold resources).
+const IPAM_SECTIONS: [usize; 2] = [5, 6];
 
 /// The key prefixes one node's agent reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +59,7 @@ impl Scope {
                 keys::workload_index_prefix(me),
                 format!("{}assignment/", keys::IPAM),
                 format!("{}host/", keys::IPAM),
+                res(Kind::FelixConfiguration),
             ],
         }
     }
@@ -78,6 +85,7 @@ enum Item {
     Workload(Box<WorkloadEndpoint>),
     Block(Box<AllocationBlock>),
     Affinity(String, IpNet, BlockAffinity),
+    FelixConfig(Box<FelixConfiguration>),
 }
 
 /// An entry with the revision of its last change.
@@ -123,6 +131,7 @@ fn decode_resource(kv: &KeyValue) -> Result<Item, DecodeError> {
         Resource::BgpPeer(p) => Item::BgpPeer(p),
         Resource::IpPool(p) => Item::Pool(p),
         Resource::WorkloadEndpoint(w) => Item::Workload(Box::new(w)),
+        Resource::FelixConfiguration(f) => Item::FelixConfig(Box::new(f)),
         other => return Err(bad(&kv.key, format!("unexpected kind {}", other.kind()))),
     })
 }
@@ -160,7 +169,7 @@ impl Cache {
     }
 
     fn decode(&self, section: usize, kv: &KeyValue) -> Result<Item, DecodeError> {
-        if section >= 5 {
+        if IPAM_SECTIONS.contains(&section) {
             decode_ipam(kv)
         } else {
             decode_resource(kv)
@@ -268,6 +277,7 @@ impl Cache {
                         s.affinities.push((node.clone(), *cidr));
                     }
                 }
+                Item::FelixConfig(f) => s.felix_configs.push((**f).clone()),
             }
         }
         s.blocks.sort_by_key(|b| b.cidr);
@@ -395,7 +405,7 @@ mod tests {
         );
         assert_eq!(s.blocks.len(), 1);
         assert_eq!(s.workloads.len(), 1);
-        assert_eq!(c.counts(), [0, 0, 0, 0, 1, 1, 2]);
+        assert_eq!(c.counts(), [0, 0, 0, 0, 1, 1, 2, 0]);
     }
 
     #[test]

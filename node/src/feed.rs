@@ -160,6 +160,7 @@ pub fn felix_input(
         workloads: workloads(snap, me),
         local_blocks: snap.blocks_of(me),
         remote_vteps: vteps(snap, me),
+        knobs: crate::felixcfg::knobs(&crate::felixcfg::effective(&snap.felix_configs, me)),
         ..FelixInput::default()
     };
     let mut remote = bgp_blocks(&input, ctx.connected, learned);

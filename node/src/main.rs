@@ -1,14 +1,17 @@
 //! tortie-node: the per-node agent (see the library's documentation).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, ValueEnum};
-use ipnet::IpNet;
+use tortie_bgp_speaker::ShutdownMode;
 use tortie_datastore::{EtcdTls, OpenOptions, DEFAULT_DATASTORE};
 use tortie_node::agent::{self, AgentConfig};
-use tortie_node::autodetect::{self, AutodetectMethod, Ip6Setting, IpFamily};
+use tortie_node::autodetect::{self, AutodetectMethod, Ip6Setting, IpFamily, NodeIpSetting};
+use tortie_node::cleanup::{self, CleanupConfig, DEFAULT_CNI_STATE_DIR};
 
 /// Whether tortie-node programs the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -17,6 +20,25 @@ enum DataplaneKind {
     Linux,
     /// BGP only (a dedicated route reflector).
     None,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Plain text; colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// How BGP sessions end on SIGTERM / SIGINT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StopMode {
+    /// A Cease (Administrative Shutdown) NOTIFICATION: peers drop our routes.
+    Cease,
+    /// Close without a NOTIFICATION: peers keep our routes for the restart
+    /// (RFC 4724), for a planned restart or upgrade.
+    GracefulRestart,
 }
 
 /// Command-line options (flags win over environment).
@@ -42,9 +64,10 @@ struct Args {
     /// This node's name (default: the hostname).
     #[arg(long, env = "TORTIE_NODENAME")]
     node_name: Option<String>,
-    /// This node's IP with prefix length, e.g. 10.0.1.5/24 (default: autodetect).
+    /// This node's IP, e.g. 10.0.1.5/24, or bare (10.0.1.5: the prefix
+    /// length is taken from the interface holding it). Default: autodetect.
     #[arg(long, env = "TORTIE_NODE_IP")]
-    node_ip: Option<IpNet>,
+    node_ip: Option<NodeIpSetting>,
     /// first-found, interface=REGEX, skip-interface=REGEX, cidr=CIDR[,CIDR], can-reach=IP.
     #[arg(long, env = "TORTIE_IP_AUTODETECT", default_value = "first-found")]
     ip_autodetect: AutodetectMethod,
@@ -63,6 +86,9 @@ struct Args {
     /// tracing filter.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log_level: String,
+    /// text (colour only on a terminal) or json.
+    #[arg(long, env = "TORTIE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// linux (program the kernel) or none (BGP only).
     #[arg(long, env = "TORTIE_DATAPLANE", value_enum, default_value = "linux")]
     dataplane: DataplaneKind,
@@ -72,6 +98,31 @@ struct Args {
     /// File felix writes the pod MTU to (read by the CNI plugin).
     #[arg(long, env = "TORTIE_MTU_FILE", default_value = "/var/lib/calico/mtu")]
     mtu_file: PathBuf,
+    /// How BGP sessions end on SIGTERM / SIGINT.
+    #[arg(
+        long,
+        env = "TORTIE_SHUTDOWN_MODE",
+        value_enum,
+        default_value = "cease"
+    )]
+    shutdown_mode: StopMode,
+    /// Take tortie off this node and exit: routes, devices, nftables
+    /// tables, MTU file and CNI files (see docs/node.md).
+    #[arg(long)]
+    cleanup: bool,
+    /// With --cleanup: also remove routes of this protocol number inside
+    /// tortie's prefixes (e.g. 186, which tortie 0.1 gave BGP routes).
+    #[arg(long, requires = "cleanup", value_name = "N")]
+    cleanup_protocol: Vec<u8>,
+    /// With --cleanup: where the CNI plugins are installed.
+    #[arg(long, default_value = "/opt/cni/bin")]
+    cni_bin_dir: PathBuf,
+    /// With --cleanup: where the CNI network configurations are.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    cni_conf_dir: PathBuf,
+    /// With --cleanup: the CNI plugin's state folder.
+    #[arg(long, default_value = DEFAULT_CNI_STATE_DIR)]
+    cni_state_dir: PathBuf,
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -80,18 +131,34 @@ fn hostname() -> anyhow::Result<String> {
     Ok(h.trim().to_string())
 }
 
-fn config(a: Args) -> anyhow::Result<AgentConfig> {
-    let node_name = match a.node_name {
-        Some(n) => n,
-        None => hostname()?,
+fn options(a: &Args) -> anyhow::Result<OpenOptions> {
+    tortie_datastore::DatastoreUrl::parse(&a.datastore)
+        .map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
+    let mut options = OpenOptions::default();
+    options.etcd.tls = EtcdTls {
+        ca: a.etcd_ca.clone(),
+        cert: a.etcd_cert.clone(),
+        key: a.etcd_key.clone(),
     };
-    let node_ip = match a.node_ip {
-        Some(ip) => ip,
+    Ok(options)
+}
+
+fn node_ip(a: &Args) -> anyhow::Result<ipnet::IpNet> {
+    match a.node_ip {
+        Some(s) => Ok(s.resolve(&autodetect::read_interfaces()?)?),
         None => match autodetect::detect(&a.ip_autodetect)? {
-            Some(ip) => ip,
+            Some(ip) => Ok(ip),
             None => bail!("no IPv4 address found with --ip-autodetect; pass --node-ip CIDR"),
         },
+    }
+}
+
+fn config(a: Args) -> anyhow::Result<AgentConfig> {
+    let node_name = match &a.node_name {
+        Some(n) => n.clone(),
+        None => hostname()?,
     };
+    let node_ip = node_ip(&a)?;
     let node_ip6 = match a.ip6 {
         Ip6Setting::None => None,
         Ip6Setting::Address(n) => Some(n),
@@ -104,14 +171,7 @@ fn config(a: Args) -> anyhow::Result<AgentConfig> {
             }
         }
     };
-    tortie_datastore::DatastoreUrl::parse(&a.datastore)
-        .map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
-    let mut options = OpenOptions::default();
-    options.etcd.tls = EtcdTls {
-        ca: a.etcd_ca,
-        cert: a.etcd_cert,
-        key: a.etcd_key,
-    };
+    let options = options(&a)?;
     Ok(AgentConfig {
         datastore: a.datastore,
         options,
@@ -123,21 +183,75 @@ fn config(a: Args) -> anyhow::Result<AgentConfig> {
         http_addr: a.http_addr,
         dataplane: a.dataplane == DataplaneKind::Linux,
         mtu_file: a.mtu_file,
+        shutdown: match a.shutdown_mode {
+            StopMode::Cease => ShutdownMode::Cease,
+            StopMode::GracefulRestart => ShutdownMode::GracefulRestart,
+        },
     })
+}
+
+fn cleanup_config(a: Args) -> anyhow::Result<CleanupConfig> {
+    let node_name = match &a.node_name {
+        Some(n) => n.clone(),
+        None => hostname()?,
+    };
+    let node_ip = match a.node_ip {
+        Some(s) => Some(s.resolve(&autodetect::read_interfaces()?)?),
+        None => None,
+    };
+    Ok(CleanupConfig {
+        options: options(&a)?,
+        datastore: a.datastore,
+        node_name,
+        node_ip,
+        mtu_file: a.mtu_file,
+        extra_protocols: a.cleanup_protocol,
+        cni_bin_dir: a.cni_bin_dir,
+        cni_conf_dir: a.cni_conf_dir,
+        cni_state_dir: a.cni_state_dir,
+        control_socket: a.control_socket,
+    })
+}
+
+fn init_logs(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run_cleanup(a: Args) -> anyhow::Result<()> {
+    let cfg = cleanup_config(a)?;
+    let report = cleanup::run(&cfg)?;
+    for line in cleanup::describe(&report) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn run_agent(a: Args) -> anyhow::Result<()> {
+    let cfg = config(a)?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    let result = rt.block_on(agent::run(cfg));
+    // Blocking work still running (a datastore call that did not return in
+    // time) must not hold the exit back.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    result.map_err(anyhow::Error::from)
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let result = config(args).and_then(|cfg| {
-        let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-        rt.block_on(agent::run(cfg)).map_err(anyhow::Error::from)
-    });
+    init_logs(&args.log_level, args.log_format);
+    let result = if args.cleanup {
+        run_cleanup(args)
+    } else {
+        run_agent(args)
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

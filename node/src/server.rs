@@ -1,61 +1,71 @@
 //! The control socket (JSON request/response, see [`crate::api`]) and the
-//! HTTP endpoint: `/metrics` (Prometheus text), `/livez`, `/readyz`.
+//! HTTP endpoint: `/metrics` (Prometheus text), `/livez`, `/readyz`. The
+//! connections are handled by [`crate::serve`] (deadlines, a cap, an accept
+//! loop that survives errors); this module binds the sockets and answers.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener};
 use tortie_bgp_speaker::{render_metrics, PeerStatus};
 use tortie_bgp_wire::Family;
 
 use crate::agent::{AgentError, Shared};
 use crate::api::{NodeStatus, PeerReport, Request, Response};
 use crate::dataplane::BUCKETS;
+use crate::serve::Service;
 
 fn listen_err(what: String) -> impl FnOnce(std::io::Error) -> AgentError {
     move |source| AgentError::Listen { what, source }
 }
 
-/// Binds the control socket (replacing a stale one) and serves it.
-pub fn start_control(path: &Path, shared: Arc<Shared>) -> Result<(), AgentError> {
+/// Binds the control socket (replacing a stale one).
+pub fn bind_control(path: &Path) -> Result<UnixListener, AgentError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(listen_err(dir.display().to_string()))?;
     }
     let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path).map_err(listen_err(path.display().to_string()))?;
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let sh = shared.clone();
-            tokio::spawn(async move {
-                if let Err(e) = handle_control(s, sh).await {
-                    tracing::debug!(error = %e, "control connection failed");
-                }
-            });
-        }
-    });
-    Ok(())
+    UnixListener::bind(path).map_err(listen_err(path.display().to_string()))
 }
 
-async fn handle_control(s: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
-    let (r, mut w) = s.into_split();
-    let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await?;
-    let resp = match serde_json::from_str::<Request>(&line) {
+/// Binds the HTTP address.
+pub async fn bind_http(addr: SocketAddr) -> Result<TcpListener, AgentError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(listen_err(addr.to_string()))
+}
+
+/// The control socket's protocol: one JSON line in, one JSON line out.
+#[derive(Debug)]
+pub struct ControlService(pub Arc<Shared>);
+
+impl Service for ControlService {
+    fn complete(&self, buf: &[u8]) -> bool {
+        buf.contains(&b'\n')
+    }
+
+    async fn answer(&self, request: Vec<u8>) -> Vec<u8> {
+        let line = String::from_utf8_lossy(&request);
+        let resp = control(line.trim(), &self.0).await;
+        let mut out = serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into());
+        out.push('\n');
+        out.into_bytes()
+    }
+}
+
+async fn control(line: &str, shared: &Shared) -> Response {
+    match serde_json::from_str::<Request>(line) {
         Err(e) => Response::Error(format!("bad request: {e}")),
-        Ok(Request::Status) => Response::Status(status(&shared).await),
+        Ok(Request::Status) => Response::Status(status(shared).await),
         Ok(Request::Rib { afi }) => match afi.as_deref() {
-            None => rib(&shared, None).await,
-            Some("ipv4") => rib(&shared, Some(Family::IPV4_UNICAST)).await,
-            Some("ipv6") => rib(&shared, Some(Family::IPV6_UNICAST)).await,
+            None => rib(shared, None).await,
+            Some("ipv4") => rib(shared, Some(Family::IPV4_UNICAST)).await,
+            Some("ipv6") => rib(shared, Some(Family::IPV6_UNICAST)).await,
             Some(o) => Response::Error(format!("afi {o:?} is invalid: use ipv4 or ipv6")),
         },
-    };
-    let mut out = serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into());
-    out.push('\n');
-    w.write_all(out.as_bytes()).await
+    }
 }
 
 /// The speaker's Loc-RIB (after the import policy) as `bgp rib` rows.
@@ -92,29 +102,25 @@ pub async fn status(shared: &Shared) -> NodeStatus {
     }
 }
 
-/// Binds the HTTP address and serves it.
-pub async fn start_http(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), AgentError> {
-    let l = TcpListener::bind(addr)
-        .await
-        .map_err(listen_err(addr.to_string()))?;
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let sh = shared.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (code, body) = route(&path, &sh).await;
-                let resp = format!(
-                    "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    Ok(())
+/// HTTP/1.x, one request per connection: `GET /livez`, `/readyz`, `/metrics`.
+#[derive(Debug)]
+pub struct HttpService(pub Arc<Shared>);
+
+impl Service for HttpService {
+    fn complete(&self, buf: &[u8]) -> bool {
+        buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+    }
+
+    async fn answer(&self, request: Vec<u8>) -> Vec<u8> {
+        let req = String::from_utf8_lossy(&request);
+        let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let (code, body) = route(&path, &self.0).await;
+        format!(
+            "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
 }
 
 async fn route(path: &str, shared: &Shared) -> (&'static str, String) {
@@ -150,14 +156,9 @@ fn fib_metrics(shared: &Shared, m: &mut String) {
         m,
         "# HELP tortie_fib_routes Routes felix holds, by protocol.\n# TYPE tortie_fib_routes gauge"
     );
-    for (proto, n) in &f.routes_by_proto {
-        let name = match *proto {
-            tortie_felix::config::PROTO_BGP => "bgp".to_string(),
-            tortie_felix::config::PROTO_FELIX => "felix".to_string(),
-            p => p.to_string(),
-        };
-        let _ = writeln!(m, "tortie_fib_routes{{proto=\"{name}\"}} {n}");
-    }
+    let _ = writeln!(m, "tortie_fib_routes{{proto=\"bgp\"}} {}", f.bgp_routes);
+    let _ = writeln!(m, "tortie_fib_routes{{proto=\"felix\"}} {}", f.felix_routes);
+    let _ = writeln!(m, "# HELP tortie_fib_resyncs_total Full re-reads of the kernel's routes.\n# TYPE tortie_fib_resyncs_total counter\ntortie_fib_resyncs_total {}", f.resyncs);
     let _ = writeln!(m, "# HELP tortie_fib_in_sync 1 when the kernel holds the desired routes.\n# TYPE tortie_fib_in_sync gauge\ntortie_fib_in_sync {}", u8::from(f.in_sync));
     let _ = writeln!(m, "# HELP tortie_fib_reconcile_seconds Duration of reconcile passes.\n# TYPE tortie_fib_reconcile_seconds histogram");
     let mut cum = 0;

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tortie_model::ipam::AllocationBlock;
-use tortie_model::{AsNumber, BgpConfigurationSpec, BgpPeer, IpPool, Node, WorkloadEndpoint};
+use tortie_model::{
+    AsNumber, BgpConfigurationSpec, BgpPeer, FelixConfiguration, IpPool, Node, WorkloadEndpoint,
+};
 
 /// The resources and IPAM affinities tortie-node acts on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +22,8 @@ pub struct Snapshot {
     pub pools: Vec<IpPool>,
     /// Every WorkloadEndpoint.
     pub workloads: Vec<WorkloadEndpoint>,
+    /// Every FelixConfiguration (`default` and `node.<name>`).
+    pub felix_configs: Vec<FelixConfiguration>,
     /// Confirmed block affinities: (node, block).
     pub affinities: Vec<(String, IpNet)>,
     /// Every IPAM block with its allocations (borrowed addresses, the

@@ -1,4 +1,5 @@
-//! The datastore side of tortie-node, on its own thread: registers this
+//! The datastore side of tortie-node, on a blocking thread of the agent's
+//! runtime (the store is driven by that runtime too): registers this
 //! node's Node resource, allocates tunnel addresses when a pool needs them,
 //! and sends a fresh [`Snapshot`] whenever what the node reads changes.
 //!
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tortie_datastore::typed::TypedError;
 use tortie_datastore::{typed, BlockingStore, CountingStore, OpenOptions, Revision, StoreStats};
 use tortie_ipam_core::{AllowedUse, AssignRequest, DatastoreIpamStore, Ipam, IpamError};
@@ -169,15 +170,18 @@ pub fn format_mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
-/// Runs the syncer until `tx` closes. Opens the store, retrying while it is
-/// unavailable.
-pub fn run(cfg: SyncConfig, tx: UnboundedSender<Snapshot>) {
+/// Runs the syncer until `tx` closes (the agent stops). Opens the store,
+/// retrying while it is unavailable.
+pub fn run(cfg: SyncConfig, tx: Sender<Snapshot>) {
     let (ipam, stats) = loop {
         match open(&cfg) {
             Ok(opened) => break opened,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the datastore; retrying");
                 std::thread::park_timeout(Duration::from_secs(1));
+                if tx.is_closed() {
+                    return;
+                }
             }
         }
     };
@@ -187,14 +191,20 @@ pub fn run(cfg: SyncConfig, tx: UnboundedSender<Snapshot>) {
     Syncer::new(cfg, ipam, metrics, one_watch).run(&tx);
 }
 
-/// Opens the store through a [`CountingStore`] (the metrics' counters).
+/// Opens the store through a [`CountingStore`] (the metrics' counters), on
+/// the runtime this thread belongs to (one runtime per agent), or on a
+/// runtime of its own outside one.
 fn open(cfg: &SyncConfig) -> Result<(Ipam<DatastoreIpamStore>, Arc<StoreStats>), SyncError> {
     let mut stats = None;
-    let store = BlockingStore::open_wrapped(&cfg.datastore, &cfg.options, |s| {
+    let wrap = |s| {
         let counting = CountingStore::new(s);
         stats = Some(counting.stats());
-        Arc::new(counting)
-    })
+        Arc::new(counting) as Arc<dyn tortie_datastore::Store>
+    };
+    let store = match tokio::runtime::Handle::try_current() {
+        Ok(h) => BlockingStore::open_on_wrapped(&cfg.datastore, &cfg.options, h, wrap),
+        Err(_) => BlockingStore::open_wrapped(&cfg.datastore, &cfg.options, wrap),
+    }
     .map_err(TypedError::Store)?;
     let stats = stats.unwrap_or_default();
     Ok((Ipam::new(DatastoreIpamStore::new(store)), stats))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::stream::{self, SelectAll};
 use futures::StreamExt;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tortie_datastore::{keys, typed, StoreError, TxnOp, WatchEvent, WatchStream};
 use tortie_datastore::{KeyValue, Revision};
 use tortie_ipam_core::{DatastoreIpamStore, Ipam};
@@ -86,13 +86,16 @@ impl Syncer {
     }
 
     /// Lists, follows, and lists again when a watch breaks, until `tx` closes.
-    pub(crate) fn run(mut self, tx: &UnboundedSender<Snapshot>) {
+    pub(crate) fn run(mut self, tx: &Sender<Snapshot>) {
         loop {
             let watches = match self.relist() {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot list the datastore; retrying");
                     std::thread::park_timeout(RETRY);
+                    if tx.is_closed() {
+                        return;
+                    }
                     continue;
                 }
             };
@@ -164,7 +167,7 @@ impl Syncer {
     fn follow(
         &mut self,
         mut watches: SelectAll<WatchStream>,
-        tx: &UnboundedSender<Snapshot>,
+        tx: &Sender<Snapshot>,
     ) -> Option<String> {
         loop {
             let retry = self.retry;
@@ -199,7 +202,7 @@ impl Syncer {
 
     /// Writes our Node when it needs it, else sends the cache's snapshot
     /// if it differs from the last one sent. False when `tx` closed.
-    fn publish(&mut self, tx: &UnboundedSender<Snapshot>) -> bool {
+    fn publish(&mut self, tx: &Sender<Snapshot>) -> bool {
         self.metrics.observe(&self.cache);
         if let Some(r) = self.pending {
             if self.node_seen < r {
@@ -224,7 +227,7 @@ impl Syncer {
         if self.last.as_ref() == Some(&snap) {
             return true;
         }
-        if tx.send(snap.clone()).is_err() {
+        if tx.blocking_send(snap.clone()).is_err() {
             return false;
         }
         self.metrics.snapshots.fetch_add(1, Ordering::Relaxed);

@@ -34,7 +34,7 @@ pub(crate) enum Command {
     RibQuery(Option<Family>, Reply<Vec<RibEntry>>),
     SubscribeFib(Reply<mpsc::UnboundedReceiver<FibEvent>>),
     Restarting(Reply<bool>),
-    Shutdown(Reply<()>),
+    Shutdown(crate::ShutdownMode, Reply<()>),
 }
 
 struct PeerEntry {
@@ -127,12 +127,12 @@ impl Instance {
         loop {
             tokio::select! {
                 cmd = self.cmd_rx.recv() => match cmd {
-                    Some(Command::Shutdown(reply)) => {
-                        self.shutdown().await;
+                    Some(Command::Shutdown(mode, reply)) => {
+                        self.shutdown(mode).await;
                         let _ = reply.send(());
                         return;
                     }
-                    None => return self.shutdown().await,
+                    None => return self.shutdown(crate::ShutdownMode::Cease).await,
                     Some(cmd) => self.handle_command(cmd).await,
                 },
                 Some(m) = self.rib_rx.recv() => {
@@ -194,7 +194,7 @@ impl Instance {
             Command::Restarting(reply) => {
                 let _ = reply.send(self.routing.is_restarting());
             }
-            Command::Shutdown(_) => {}
+            Command::Shutdown(..) => {}
         }
     }
 
@@ -302,7 +302,11 @@ impl Instance {
     }
 
     async fn stop_peer(&mut self, e: PeerEntry) {
-        let _ = e.cmd_tx.send(PeerCmd::Stop);
+        self.stop_peer_with(e, crate::ShutdownMode::Cease).await;
+    }
+
+    async fn stop_peer_with(&mut self, e: PeerEntry, mode: crate::ShutdownMode) {
+        let _ = e.cmd_tx.send(PeerCmd::Stop(mode));
         let abort = e.task.abort_handle();
         if tokio::time::timeout(Duration::from_secs(5), e.task)
             .await
@@ -316,11 +320,11 @@ impl Instance {
         tracing::info!(peer = %e.cfg.address, "peer removed");
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown(&mut self, mode: crate::ShutdownMode) {
         let peers: Vec<PeerEntry> = self.peers.drain().map(|(_, e)| e).collect();
         for e in peers {
             let addr = e.cfg.address;
-            self.stop_peer(e).await;
+            self.stop_peer_with(e, mode).await;
             self.routing.peer_gone(addr, DownKind::Hard);
         }
     }

@@ -113,6 +113,18 @@ pub enum SpeakerError {
     Stopped,
 }
 
+/// How [`SpeakerHandle::shutdown_with`] ends the sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// A Cease / Administrative Shutdown NOTIFICATION (RFC 4486 §4) on
+    /// every session: peers drop our routes at once.
+    Cease,
+    /// Close every connection without a NOTIFICATION: peers that
+    /// negotiated graceful restart keep our routes for the restart time
+    /// (RFC 4724 §4.2), as for a crash; for a planned restart.
+    GracefulRestart,
+}
+
 /// The receiving end of the speaker's events.
 pub type EventRx = mpsc::UnboundedReceiver<SpeakerEvent>;
 
@@ -252,8 +264,14 @@ impl SpeakerHandle {
         self.ask(Command::Restarting).await
     }
 
-    /// Stops every session and the speaker.
+    /// Stops every session (Cease / Administrative Shutdown) and the speaker.
     pub async fn shutdown(&self) -> Result<(), SpeakerError> {
-        self.ask(Command::Shutdown).await
+        self.shutdown_with(ShutdownMode::Cease).await
+    }
+
+    /// Stops every session as `mode` says, and the speaker; returns once
+    /// every session task has ended.
+    pub async fn shutdown_with(&self, mode: ShutdownMode) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::Shutdown(mode, r)).await
     }
 }

@@ -111,6 +111,12 @@ pub enum Reason {
     /// A field name the kind does not define.
     #[error("is not a field of this kind in Calico's API; check the spelling (names are camelCase, e.g. vxlanVNI)")]
     UnknownField,
+    /// A route protocol number that another program's routes carry.
+    #[error("is the route protocol of {by}: routes of that number would be taken as tortie's; pick a number no routing daemon here uses (tortie's defaults are 80 and 84)")]
+    RouteProtocolInUse {
+        /// Who uses the number.
+        by: &'static str,
+    },
     /// A string not among the accepted values.
     #[error("must be one of {allowed}")]
     NotOneOf {

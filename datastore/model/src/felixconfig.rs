@@ -38,6 +38,49 @@ pub const DEFAULT_VXLAN_PORT: u16 = 4789;
 pub const DEFAULT_ROUTE_REFRESH_INTERVAL: Duration = Duration::from_secs(90);
 /// Default prefix of host-side workload interfaces.
 pub const DEFAULT_INTERFACE_PREFIX: &str = "cali";
+/// tortie's default `rtm_protocol` of the routes felix computes
+/// (`deviceRouteProtocol`): 80, as Calico's felix uses for its routes.
+/// Calico's own default for `deviceRouteProtocol` is 3 (`boot`), which is
+/// also what `ip route add` writes: tortie refuses it, see
+/// [`route_protocol_user`].
+pub const DEFAULT_DEVICE_ROUTE_PROTOCOL: u8 = 80;
+/// tortie's default `rtm_protocol` of the routes learned over BGP
+/// (`bgpRouteProtocol`, a tortie field): 84 (ASCII `T`).
+pub const DEFAULT_BGP_ROUTE_PROTOCOL: u8 = 84;
+/// The longest route refresh period honoured; `routeRefreshInterval: 0`
+/// (Calico: no periodic refresh) means this.
+pub const ROUTE_REFRESH_OFF: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Who else puts routes with `rtm_protocol` `n` into the kernel, if anyone
+/// commonly does: the kernel and iproute2 (0–4: `unspec`, `redirect`,
+/// `kernel`, `boot`, `static`), the daemons iproute2's `rt_protos` names
+/// (8–18, 42, 99), FRR's zebra (11, and 186 upward: bgp, isis, ospf, rip,
+/// eigrp, …) and BIRD (12). tortie refuses these for its own routes: a
+/// route is tortie's by its protocol number (inside tortie's prefixes).
+pub fn route_protocol_user(n: u8) -> Option<&'static str> {
+    Some(match n {
+        0 => "no protocol (unspec)",
+        1 => "ICMP redirects",
+        2 => "the kernel (connected routes)",
+        3 => "`ip route add` without a protocol (boot)",
+        4 => "static routes",
+        8 => "gated",
+        9 => "router advertisements (ra)",
+        10 => "mrt",
+        11 => "FRR's zebra",
+        12 => "BIRD",
+        13 => "dnrouted",
+        14 => "XORP",
+        15 => "ntk",
+        16 => "DHCP clients",
+        17 => "mrouted",
+        18 => "keepalived",
+        42 => "babeld",
+        99 => "Open/R",
+        186.. => "FRR's zebra (bgp 186, isis 187, ospf 188, rip 189, eigrp 192, …)",
+        _ => return None,
+    })
+}
 
 /// A range of kernel routing table indices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -158,9 +201,14 @@ pub struct FelixConfigurationSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub device_route_source_address_ipv6: Option<IpAddr>,
-    /// rtm_protocol of device routes.
+    /// rtm_protocol of the routes felix computes (workloads, blackholes,
+    /// VXLAN routes); default 80.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_route_protocol: Option<u8>,
+    /// rtm_protocol of the routes learned over BGP; default 84. A tortie
+    /// field (Calico's BIRD writes 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp_route_protocol: Option<u8>,
     /// Remove routes to workload interfaces that felix did not add.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_external_routes: Option<bool>,
@@ -244,10 +292,26 @@ impl FelixConfigurationSpec {
         self.vxlan_port.unwrap_or(DEFAULT_VXLAN_PORT)
     }
 
-    /// Effective route resync period (default 90s).
+    /// Effective route resync period (default 90s; 0 turns the periodic
+    /// refresh off: [`ROUTE_REFRESH_OFF`]).
     pub fn route_refresh_interval(&self) -> Duration {
-        self.route_refresh_interval
-            .map_or(DEFAULT_ROUTE_REFRESH_INTERVAL, GoDuration::as_duration)
+        match self.route_refresh_interval.map(GoDuration::as_duration) {
+            None => DEFAULT_ROUTE_REFRESH_INTERVAL,
+            Some(Duration::ZERO) => ROUTE_REFRESH_OFF,
+            Some(d) => d.min(ROUTE_REFRESH_OFF),
+        }
+    }
+
+    /// Effective protocol of computed routes (default 80).
+    pub fn device_route_protocol(&self) -> u8 {
+        self.device_route_protocol
+            .unwrap_or(DEFAULT_DEVICE_ROUTE_PROTOCOL)
+    }
+
+    /// Effective protocol of BGP-learned routes (default 84).
+    pub fn bgp_route_protocol(&self) -> u8 {
+        self.bgp_route_protocol
+            .unwrap_or(DEFAULT_BGP_ROUTE_PROTOCOL)
     }
 
     /// Effective workload interface prefix (default `cali`).
@@ -320,6 +384,7 @@ impl FelixConfiguration {
             }
         }
         check_mtus(&mut c, s);
+        check_route_protocols(&mut c, s);
         check_route_tables(&mut c, s);
         check_choices(&mut c, s);
         for name in s.other.keys() {
@@ -346,6 +411,24 @@ fn check_mtus(c: &mut Checker, s: &FelixConfigurationSpec) {
             };
             c.reject_display(field, m, reason);
         }
+    }
+}
+
+fn check_route_protocols(c: &mut Checker, s: &FelixConfigurationSpec) {
+    let fields = [
+        ("spec.deviceRouteProtocol", s.device_route_protocol),
+        ("spec.bgpRouteProtocol", s.bgp_route_protocol),
+    ];
+    for (field, n) in fields {
+        if let Some((n, by)) = n.and_then(|n| Some((n, route_protocol_user(n)?))) {
+            c.reject_display(field, n, Reason::RouteProtocolInUse { by });
+        }
+    }
+    if s.device_route_protocol() == s.bgp_route_protocol() {
+        let reason = Reason::NotAllowed(
+            "must differ from deviceRouteProtocol (computed and BGP-learned routes are told apart by it)",
+        );
+        c.reject_display("spec.bgpRouteProtocol", s.bgp_route_protocol(), reason);
     }
 }
 

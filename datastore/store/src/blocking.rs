@@ -13,8 +13,24 @@ use crate::OpenOptions;
 /// caller's runtime); async code uses the [`Store`] directly.
 #[derive(Debug)]
 pub struct BlockingStore {
-    runtime: tokio::runtime::Runtime,
+    runtime: Driver,
     store: Arc<dyn Store>,
+}
+
+/// The runtime a [`BlockingStore`] blocks on: its own, or a program's.
+#[derive(Debug)]
+enum Driver {
+    Own(tokio::runtime::Runtime),
+    Shared(tokio::runtime::Handle),
+}
+
+impl Driver {
+    fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        match self {
+            Driver::Own(r) => r.block_on(fut),
+            Driver::Shared(h) => h.block_on(fut),
+        }
+    }
 }
 
 impl BlockingStore {
@@ -25,7 +41,25 @@ impl BlockingStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot start a runtime: {e}")))?;
         let store = runtime.block_on(crate::open(url, options))?;
-        Ok(Self { runtime, store })
+        Ok(Self {
+            runtime: Driver::Own(runtime),
+            store,
+        })
+    }
+
+    /// Opens `url` on a runtime the program already runs (`handle`), for a
+    /// long-running program that calls the store from its blocking threads
+    /// (`spawn_blocking`) and should not start a second runtime.
+    pub fn open_on(
+        url: &str,
+        options: &OpenOptions,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Self> {
+        let store = handle.block_on(crate::open(url, options))?;
+        Ok(Self {
+            runtime: Driver::Shared(handle),
+            store,
+        })
     }
 
     /// Opens `url` and hands the store to `wrap` (e.g. a
@@ -36,6 +70,19 @@ impl BlockingStore {
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
     ) -> Result<Self> {
         let mut s = Self::open(url, options)?;
+        s.store = wrap(s.store);
+        Ok(s)
+    }
+
+    /// As [`BlockingStore::open_wrapped`], on a runtime the program already
+    /// runs (see [`BlockingStore::open_on`]).
+    pub fn open_on_wrapped(
+        url: &str,
+        options: &OpenOptions,
+        handle: tokio::runtime::Handle,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Result<Self> {
+        let mut s = Self::open_on(url, options, handle)?;
         s.store = wrap(s.store);
         Ok(s)
     }

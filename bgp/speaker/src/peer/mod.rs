@@ -39,8 +39,10 @@ pub(crate) enum PeerCmd {
     /// Our import rules changed: ask the peer of session `epoch` for its
     /// routes again (RFC 2918), every negotiated family.
     RouteRefresh { epoch: u64 },
-    /// Stop the session (Cease / Administrative Shutdown) and end the task.
-    Stop,
+    /// Stop the session and end the task: with a Cease / Administrative
+    /// Shutdown NOTIFICATION, or (graceful restart) by closing the
+    /// connection without one.
+    Stop(crate::ShutdownMode),
 }
 
 /// What survives a restart of the peer's run after a panic.
@@ -236,7 +238,8 @@ impl<'a> PeerRun<'a> {
             let deadline = self.fsm.next_timer().map(|(_, at)| at);
             tokio::select! {
                 cmd = self.sh.cmd_rx.recv() => match cmd {
-                    None | Some(PeerCmd::Stop) => return self.stop().await,
+                    None => return self.stop(crate::ShutdownMode::Cease).await,
+                    Some(PeerCmd::Stop(mode)) => return self.stop(mode).await,
                     Some(cmd) => self.handle_cmd(cmd).await,
                 },
                 () = sleep_opt(deadline) => self.handle_timers().await,
@@ -255,8 +258,10 @@ impl<'a> PeerRun<'a> {
         }
     }
 
-    async fn stop(mut self) {
-        self.feed(Input::ManualStop).await;
+    async fn stop(mut self, mode: crate::ShutdownMode) {
+        if mode == crate::ShutdownMode::Cease {
+            self.feed(Input::ManualStop).await;
+        }
         if let Some(c) = self.conn.take() {
             c.close().await;
         }
@@ -287,7 +292,7 @@ impl<'a> PeerRun<'a> {
                     self.request_refresh().await;
                 }
             }
-            PeerCmd::Stop => {}
+            PeerCmd::Stop(_) => {}
         }
     }
 

@@ -103,3 +103,55 @@ fn calico_fields_tortie_ignores_are_kept_and_others_rejected() {
     assert_eq!(errs[0].path, "FelixConfiguration(default).spec.vxlanvni");
     assert_eq!(errs[0].reason, Reason::UnknownField);
 }
+
+#[test]
+fn route_protocols_default_to_80_and_84_and_numbers_of_other_daemons_are_refused() {
+    let s = FelixConfigurationSpec::default();
+    assert_eq!(
+        (s.device_route_protocol(), s.bgp_route_protocol()),
+        (80, 84)
+    );
+    for n in [3, 4, 11, 12, 186, 188, 200] {
+        let s = FelixConfigurationSpec {
+            bgp_route_protocol: Some(n),
+            ..Default::default()
+        };
+        let errs = felix(s).validate();
+        assert_eq!(errs.len(), 1, "{n}: {errs:?}");
+        assert_eq!(
+            errs[0].path,
+            "FelixConfiguration(default).spec.bgpRouteProtocol"
+        );
+        assert!(
+            errs[0].to_string().contains("route protocol of"),
+            "{}",
+            errs[0]
+        );
+    }
+    let s = FelixConfigurationSpec {
+        device_route_protocol: Some(3),
+        ..Default::default()
+    };
+    assert!(felix(s).validate()[0].to_string().contains("boot"));
+    let same = FelixConfigurationSpec {
+        device_route_protocol: Some(84),
+        ..Default::default()
+    };
+    assert_eq!(felix(same).validate().len(), 1);
+    let ok = FelixConfigurationSpec {
+        device_route_protocol: Some(81),
+        bgp_route_protocol: Some(85),
+        ..Default::default()
+    };
+    assert_eq!(felix(ok).validate(), vec![]);
+}
+
+#[test]
+fn a_zero_route_refresh_interval_turns_the_periodic_refresh_off() {
+    let s: FelixConfigurationSpec =
+        serde_json::from_str(r#"{"routeRefreshInterval": "0s"}"#).unwrap();
+    assert_eq!(s.route_refresh_interval(), ROUTE_REFRESH_OFF);
+    let s: FelixConfigurationSpec =
+        serde_json::from_str(r#"{"routeRefreshInterval": "2s"}"#).unwrap();
+    assert_eq!(s.route_refresh_interval(), Duration::from_secs(2));
+}
