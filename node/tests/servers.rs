@@ -31,17 +31,15 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 const IDLE: usize = 600;
 
 fn start(dir: &Path, http: SocketAddr) -> ChildGuard {
+    start_with(dir, http, &["--node-ip", "127.0.0.1/8"])
+}
+
+fn start_with(dir: &Path, http: SocketAddr, extra: &[&str]) -> ChildGuard {
     let mut cmd = Command::new("prlimit");
     cmd.args(["--nofile=256:256", "--"])
         .arg(env!("CARGO_BIN_EXE_tortie-node"))
-        .args([
-            "--dataplane",
-            "none",
-            "--node-name",
-            "srv",
-            "--node-ip",
-            "127.0.0.1/8",
-        ])
+        .args(["--dataplane", "none", "--node-name", "srv"])
+        .args(extra)
         .arg("--datastore")
         .arg(format!("sqlite://{}", dir.join("t.db").display()))
         .args(["--bgp-port", &free_port().to_string()])
@@ -109,4 +107,56 @@ fn idle_connections_stop_neither_health_checks_nor_the_status_socket_and_sigterm
     assert!(status.success(), "exit {status:?}: {}", log());
     assert!(!sock.exists(), "the control socket was left behind");
     assert!(log().contains("stopped"), "{}", log());
+    assert!(
+        !log().contains('\x1b'),
+        "colour escapes in a log file: {}",
+        log()
+    );
+}
+
+#[test]
+fn json_logs_on_request_and_a_bare_node_ip_gets_its_interface_prefix_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut agent = start_with(
+        dir.path(),
+        http,
+        &["--node-ip", "127.0.0.1", "--log-format", "json"],
+    );
+    let log = || std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
+    let registered = wait_until(
+        "the Node registered",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || log().contains("registering Node resource"),
+    );
+    assert!(registered.is_ok(), "{}", log());
+    agent.signal(15);
+    wait_until(
+        "exit",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || agent.try_exit().is_some(),
+    )
+    .unwrap();
+    let lines: Vec<serde_json::Value> = log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let reg = lines
+        .iter()
+        .find(|v| v["fields"]["message"] == "registering Node resource")
+        .expect("the registration line");
+    assert_eq!(reg["fields"]["ip"], "127.0.0.1/8", "{reg}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tortie-node"))
+        .args(["--node-ip", "192.0.2.77", "--dataplane", "none"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no interface") && err.contains("192.0.2.77/24"),
+        "{err}"
+    );
 }
