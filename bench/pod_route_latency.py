@@ -8,7 +8,7 @@ configuration on stdin, `tortie-ipam` for the address. The FIB of every
 other node on node1's subnet and the router's (nodes on the other subnet
 route pods through the router) is watched with `ip -n NS -ts monitor route`; for
 every pod the latency is the time from the start of its CNI ADD until that
-node's FIB holds a BGP-learned route (proto 186, printed `bgp`) covering
+node's FIB holds a BGP-learned route (proto 84) covering
 the pod IP, i.e. until the node can reach the pod through node1. A route
 that was already there (the pod landed in an advertised block) counts 0.
 
@@ -125,10 +125,11 @@ class FibWatch:
 
 
 def parse_route(line):
-    """The destination of a main-table BGP (proto 186) unicast route line
+    """The destination of a main-table BGP (proto 84, tortie's default
+    `bgpRouteProtocol`) unicast route line
     of `ip route`/`ip monitor route`, else None."""
     words = line.split()
-    if not words or "proto" not in words or words[words.index("proto") + 1] not in ("bgp", "186"):
+    if not words or "proto" not in words or words[words.index("proto") + 1] != "84":
         return None
     if "table" in words or words[0] in ("blackhole", "unreachable", "prohibit", "throw", "local", "broadcast"):
         return None

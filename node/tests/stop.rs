@@ -215,7 +215,7 @@ fn sigterm_in_graceful_restart_mode_leaves_the_routes_with_the_peers() {
             if pair.b_has_block() {
                 Ok(())
             } else {
-                Err(pair.b_peer())
+                Err(format!("{:?}", pair.b_peer()))
             }
         },
     );

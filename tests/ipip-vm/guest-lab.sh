@@ -16,8 +16,11 @@
 # subnet-1 blocks through tunl0; tunl0 is up with an address from the pool;
 # pod interfaces have MTU 1480; node1-pod1 -> node3-pod1 crosses the router
 # as IP protocol 4 (outer 10.0.1.11 <-> 10.0.2.13), node1-pod1 ->
-# node2-pod1 as plain ICMP; `lab down` removes every namespace and the
-# state directory. Prints "IPIP-LAB-TEST: PASS" or "IPIP-LAB-TEST: FAIL why".
+# node2-pod1 as plain ICMP. The running agent repairs IPIP state (issue
+# 14): on node1 the route through tunl0 deleted, tunl0's address flushed
+# and tunl0 set down all come back, while a route of FRR's number 186 in
+# the pool stays; then `lab down` removes every namespace and the state
+# directory. Prints "IPIP-LAB-TEST: PASS" or "IPIP-LAB-TEST: FAIL why".
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 CTL=${TORTIECTL:?TORTIECTL not set}
@@ -111,6 +114,27 @@ pc=$(stop_capture); echo "$pc" | sed 's/^/  r-node1: /'
 echo "$pc" | grep -q "IP $P1 > $P2: ICMP echo request" || fail "no plain echo request in the subnet"
 echo "$pc" | grep -q "IP $P2 > $P1: ICMP echo reply" || fail "no plain echo reply in the subnet"
 echo "$pc" | grep -q "ipip\|proto IPIP\|: IP 10\.244\." && fail "same-subnet traffic was encapsulated"
+
+# The running agent puts back what someone else removes (issue 14).
+back() { # what condition: polls up to 10 s
+    i=0; while ! eval "$2"; do i=$((i+1)); [ $i -gt 100 ] && fail "$1 did not come back"; sleep 0.1; done
+    echo "guest: $1 came back after ~$((i * 100)) ms"
+}
+N1="$L-node1"
+ip -n "$N1" route add 10.244.250.0/26 via 10.0.1.1 proto 186 || fail "adding a foreign route"
+tun=$(route_line node1 10.0.2.13)
+blk=$(echo "$tun" | cut -d' ' -f1)
+ip -n "$N1" route del "$blk" || fail "ip route del $blk"
+back "the route through tunl0" '[ "$(route_line node1 10.0.2.13)" = "$tun" ]'
+addr=$(ip -n "$N1" -4 -o addr show tunl0 | awk '{print $4}')
+ip -n "$N1" addr flush dev tunl0
+back "tunl0's address" '[ "$(ip -n "$N1" -4 -o addr show tunl0 | awk "{print \$4}")" = "$addr" ]'
+ip -n "$N1" link set tunl0 down
+back "tunl0 up" 'ip -n "$N1" link show tunl0 | grep -q "[<,]UP[,>]"'
+back "the route through tunl0 after tunl0 went down" '[ "$(route_line node1 10.0.2.13)" = "$tun" ]'
+ip -n "$N1" route show 10.244.250.0/26 | grep -q "via 10.0.1.1 dev eth0 proto bgp" ||
+    fail "the foreign route went: $(ip -n "$N1" route)"
+ip netns exec "$L-node1-pod1" ping -c1 -W3 "$P3" >/dev/null || fail "node1-pod1 -> node3-pod1 after the repairs"
 
 # Down: no namespace and no state left.
 t=$(now)

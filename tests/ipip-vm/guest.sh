@@ -72,8 +72,8 @@ ip -n n1 -d link show tunl0 | grep -q "mtu 1480" || fail "tunl0 mtu: $(ip -n n1 
 ip -n n1 link show tunl0 | grep -q "UP" || fail "tunl0 not up"
 ip -n n1 addr show tunl0 | grep -q "inet 192.168.1.0/32" || fail "tunl0 address: $(ip -n n1 addr show tunl0)"
 [ "$(cat "$W/n1.mtu")" = 1480 ] || fail "mtu file says $(cat "$W/n1.mtu")"
-ip -n n1 route show 192.168.2.0/26 | grep -q "via 10.10.2.2 dev tunl0 proto bgp onlink" || fail "cross-subnet route: $(ip -n n1 route show 192.168.2.0/26)"
-ip -n n1 route show 192.168.3.0/26 | grep -q "via 10.10.1.3 dev eth0 proto bgp" || fail "same-subnet route: $(ip -n n1 route show 192.168.3.0/26)"
+ip -n n1 route show 192.168.2.0/26 | grep -q "via 10.10.2.2 dev tunl0 proto 84 onlink" || fail "cross-subnet route: $(ip -n n1 route show 192.168.2.0/26)"
+ip -n n1 route show 192.168.3.0/26 | grep -q "via 10.10.1.3 dev eth0 proto 84" || fail "same-subnet route: $(ip -n n1 route show 192.168.3.0/26)"
 
 capture() { # ns iface filter count
     rm -f "$W/cap.err"
