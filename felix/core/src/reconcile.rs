@@ -157,6 +157,14 @@ impl<D: RouteDataplane> Reconciler<D> {
                 || self.claimed.contains(key))
     }
 
+    /// A route of ours seen outside the owned prefixes (at a key we want)
+    /// stays ours while it is there, also once we no longer want it.
+    fn claim(&mut self, key: &RouteKey, spec: &RouteSpec) {
+        if self.ownership.protocols().contains(&spec.protocol) && !self.ownership.covers(&key.dst) {
+            self.claimed.insert(*key);
+        }
+    }
+
     /// Forgets claimed keys that are neither desired nor observed any more.
     fn prune_claims(&mut self) {
         let t = &self.tracker;
@@ -226,6 +234,7 @@ impl<D: RouteDataplane> Reconciler<D> {
         match ev {
             RouteEvent::Set(k, v) => {
                 if self.is_ours(&k, &v) || self.tracker.desired(&k).is_some() {
+                    self.claim(&k, &v);
                     self.tracker.on_observed_set(k, v);
                 } else if self.tracker.observed(&k).is_some() {
                     // Ours was replaced by a route that is not ours: gone.
@@ -292,10 +301,13 @@ impl<D: RouteDataplane> Reconciler<D> {
         }
         if self.sync == Freshness::Stale {
             let routes = self.dataplane.dump_routes().map_err(ReconcileError::Dump)?;
-            let ours = routes
+            let ours: Vec<_> = routes
                 .into_iter()
                 .filter(|(k, v)| self.is_ours(k, v))
                 .collect();
+            for (k, v) in &ours {
+                self.claim(k, v);
+            }
             self.tracker.resync_observed(ours);
             self.prune_claims();
             self.sync = Freshness::Trusted;

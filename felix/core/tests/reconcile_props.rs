@@ -112,6 +112,22 @@ fn a_route_of_our_protocol_outside_the_owned_prefixes_is_never_touched() {
 }
 
 #[test]
+fn a_route_of_ours_found_outside_the_owned_prefixes_at_a_wanted_key_is_removed_when_unwanted() {
+    // After a restart: the kernel holds our route to an external prefix,
+    // the desired state names it again, then no longer; a resync comes
+    // between the two.
+    let outside = table(&[(OWNED_KEYS + 2, 84, 1)]);
+    let mut r = reconciler(outside.clone());
+    r.set_desired(outside);
+    let t0 = Instant::now();
+    assert_eq!(r.apply(t0).unwrap().replaced, 0);
+    r.set_desired(BTreeMap::new());
+    r.request_resync();
+    assert_eq!(r.apply(t0).unwrap().deleted, 1);
+    assert!(r.dataplane().ours().is_empty());
+}
+
+#[test]
 fn another_programs_route_replacing_ours_is_replaced_back_without_a_resync() {
     let mut r = reconciler(BTreeMap::new());
     r.set_desired(table(&[(1, 80, 1)]));
