@@ -43,8 +43,9 @@ pub const RESTART_HOLD_MARGIN: Duration = Duration::from_secs(30);
 /// Events the monitors may queue before the loop reads them (beyond that
 /// they are dropped and everything is re-read).
 const QUEUE: usize = 4096;
-/// How often the loop looks at its mailbox even without events.
-const POLL: Duration = Duration::from_millis(100);
+/// The longest the loop sleeps without looking at its mailbox (the agent
+/// wakes it on every post; this is only a safety net).
+const POLL: Duration = Duration::from_secs(1);
 
 /// Routes that are ours (felix's protocols inside `owned` prefixes) in
 /// felix's table now, before felix runs: more than zero means tortie-node
@@ -234,7 +235,7 @@ fn open(
             if stopping(inbox) {
                 return None;
             }
-            std::thread::park_timeout(POLL);
+            std::thread::park_timeout(Duration::from_millis(100));
         }
     }
 }

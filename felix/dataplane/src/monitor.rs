@@ -45,7 +45,7 @@ const RTNLGRP_IPV6_IFADDR: u32 = 9;
 /// `RTNLGRP_IPV6_ROUTE`.
 const RTNLGRP_IPV6_ROUTE: u32 = 11;
 /// How often the monitor thread checks its stop flag.
-pub const POLL: Duration = Duration::from_millis(100);
+pub const POLL: Duration = Duration::from_millis(250);
 
 /// What the monitor watches.
 #[derive(Debug, Clone)]
