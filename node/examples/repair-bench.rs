@@ -6,11 +6,12 @@
 //! cargo build --release -p tortiectl -p tortie-cni -p tortie-node --example repair-bench
 //! sudo target/release/examples/repair-bench [DELETIONS]
 //! ```
-//! Agent: a `tortiectl lab up --nodes 2 --pods-per-node 1 --mode bgp` lab
+//! Agent: a `tortiectl lab up --nodes 3 --pods-per-node 1 --mode bgp` lab
 //! of the release binaries next to this example (its namespaces named
 //! `tt…`, torn down at the end, also on a panic). In node1's namespace the
 //! agent's routes (the workload /32, the blackhole of its block, node2's
-//! block learned over BGP) are deleted in turn over netlink, DELETIONS
+//! block learned over BGP, on node1's subnet) are deleted in turn over
+//! netlink, DELETIONS
 //! times (default 100); each is timed from the delete request to the
 //! agent's RTM_NEWROUTE for the same prefix, read on a monitor socket.
 //! Library: felix's `FelixDataplane::run` with its monitors in a fresh
@@ -147,7 +148,7 @@ fn agent(n: usize) -> (Vec<f64>, f64) {
         "lab",
         "up",
         "--nodes",
-        "2",
+        "3",
         "--pods-per-node",
         "1",
         "--mode",
@@ -162,7 +163,15 @@ fn agent(n: usize) -> (Vec<f64>, f64) {
         std::thread::park_timeout(Duration::from_millis(200));
     }
     let ns = PathBuf::from(format!("/run/netns/{}-node1", lab.name));
-    let routes = our_routes(&ns);
+    let mut routes = our_routes(&ns);
+    while routes.len() < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "node1 never got node2's block: {routes:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(200));
+        routes = our_routes(&ns);
+    }
     println!(
         "agent: node1 holds {} routes of ours: {:?}",
         routes.len(),

@@ -116,7 +116,9 @@ pub struct Reconciler<D: RouteDataplane> {
 }
 
 impl<D: RouteDataplane> Reconciler<D> {
-    /// A reconciler over `dataplane` that re-reads the kernel every `resync_interval`.
+    /// A reconciler over `dataplane` that re-reads the kernel every
+    /// `resync_interval`. Until [`Reconciler::set_ownership`] no route read
+    /// back is taken as ours but those at desired keys.
     pub fn new(dataplane: D, resync_interval: Duration) -> Self {
         Self {
             dataplane,
@@ -162,6 +164,13 @@ impl<D: RouteDataplane> Reconciler<D> {
     fn claim(&mut self, key: &RouteKey, spec: &RouteSpec) {
         if self.ownership.protocols().contains(&spec.protocol) && !self.ownership.covers(&key.dst) {
             self.claimed.insert(*key);
+        }
+    }
+
+    /// Forgets `key`'s claim if it is neither desired nor observed any more.
+    fn unclaim(&mut self, key: &RouteKey) {
+        if self.tracker.desired(key).is_none() && self.tracker.observed(key).is_none() {
+            self.claimed.remove(key);
         }
     }
 
@@ -239,7 +248,7 @@ impl<D: RouteDataplane> Reconciler<D> {
                 } else if self.tracker.observed(&k).is_some() {
                     // Ours was replaced by a route that is not ours: gone.
                     self.tracker.on_observed_delete(&k);
-                    self.prune_claims();
+                    self.unclaim(&k);
                 }
             }
             RouteEvent::Deleted(k, protocol) => {
@@ -249,7 +258,7 @@ impl<D: RouteDataplane> Reconciler<D> {
                     .is_some_and(|o| o.protocol == protocol)
                 {
                     self.tracker.on_observed_delete(&k);
-                    self.prune_claims();
+                    self.unclaim(&k);
                 }
             }
             RouteEvent::Overflow => self.sync = Freshness::Stale,

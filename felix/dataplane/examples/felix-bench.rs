@@ -77,6 +77,10 @@ fn tortie(n: u32) -> TortieRun {
     let path = ns.path();
     let dp = NetlinkRoutes::open(Some(Path::new(&path)), 254, &[80, 84]).unwrap();
     let mut r = Reconciler::new(dp, Duration::from_secs(3600));
+    r.set_ownership(tortie_felix::Ownership::new(
+        [80, 84],
+        vec!["20.0.0.0/8".parse().unwrap()],
+    ));
     let t = Instant::now();
     r.set_desired(routes(n));
     let rep = r.apply(Instant::now()).unwrap();
