@@ -136,6 +136,9 @@ impl Syncer {
             revs.push(l.revision);
         }
         self.node_seen = revs[0];
+        // The list shows our last Node write if the store still has it; if
+        // the store was replaced, the write is gone and is made again.
+        self.pending = None;
         self.metrics.lists.fetch_add(1, Ordering::Relaxed);
         let b = self.blocking();
         let starts: Vec<(String, Revision)> = if self.one_watch {

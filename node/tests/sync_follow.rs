@@ -10,7 +10,9 @@
 //! - the agent frozen (SIGSTOP) while BGPPeers change and the history is
 //!   compacted past its revision (after an etcd restart, so its watch must
 //!   be re-created): it lists exactly once more and has every change,
-//!   deletions included.
+//!   deletions included;
+//! - etcd wiped and started empty on the same address: the agent lists the
+//!   new keyspace once, registers its Node again and follows new changes.
 //!
 //! A change "reaches the agent" when its control socket shows the BGPPeer's
 //! session (or no longer shows it).
@@ -230,6 +232,41 @@ fn on_etcd_idle_costs_nothing_restarts_resume_and_compaction_relists_once() {
     assert_eq!(a.metric("tortie_datastore_lists_total"), Some(2.0));
     assert_eq!(a.metric("tortie_datastore_watch_restarts_total"), Some(1.0));
     a.assert_idle_costs_nothing();
+}
+
+#[test]
+#[ignore = "starts a real etcd and tortie-node (full suite)"]
+fn on_etcd_wiped_and_restarted_the_agent_lists_again_and_registers_again() {
+    let mut etcd = Etcd::start().expect("start etcd");
+    let a = Agent::start(&etcd.url(), tempfile::tempdir().unwrap());
+    a.wait_started();
+    a.peer("p1", 2);
+    a.wait_peers(&["127.0.0.2"]);
+
+    // An empty etcd on the same address (a wiped disk, an old backup): its
+    // revision starts over below what the agent saw, so the watch cannot
+    // resume; the agent lists the new keyspace once and writes its Node again.
+    etcd.wipe().unwrap();
+    etcd.start_again().unwrap();
+    a.wait_peers(&[]);
+    let nodes = || {
+        let s = a.store.store().as_ref();
+        a.store
+            .block_on(typed::list(s, tortie_model::Kind::Node, None))
+            .map(|l| l.len())
+            .unwrap_or(0)
+    };
+    wait_until(
+        "the Node registered again",
+        WAIT,
+        Duration::from_millis(100),
+        || nodes() == 1,
+    )
+    .unwrap();
+    a.peer("p3", 3);
+    a.wait_peers(&["127.0.0.3"]);
+    assert_eq!(a.metric("tortie_datastore_lists_total"), Some(2.0));
+    assert_eq!(a.metric("tortie_datastore_watch_restarts_total"), Some(1.0));
 }
 
 /// A WorkloadEndpoint of n1 stored as an older tortie (or another writer)

@@ -36,6 +36,16 @@ pub enum StoreError {
         /// The oldest revision whose changes are still kept.
         compact_revision: Revision,
     },
+    /// The store's revision went back below what this client already saw:
+    /// it was replaced (restored from an older backup, wiped). Nothing of
+    /// what was read before can be trusted: re-list, then watch again.
+    #[error("the datastore went back from revision {seen} to {current} (restored or replaced); re-list and watch again")]
+    Rewound {
+        /// The highest revision this watch had already seen.
+        seen: Revision,
+        /// The store's revision now.
+        current: Revision,
+    },
     /// The request itself is malformed (e.g. a transaction naming a key twice,
     /// compacting a future revision).
     #[error("invalid request: {0}")]

@@ -382,6 +382,32 @@ async fn etcd_watch_survives_a_server_restart_without_loss_or_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "root: starts, wipes and restarts a real etcd server (full suite)"]
+async fn etcd_watch_ends_with_rewound_when_the_server_comes_back_empty() {
+    let mut fx = Fixture::etcd().await;
+    let s = Arc::clone(&fx.store);
+    let mut w = s.watch("/r/", 0).await.unwrap();
+    for i in 0..5 {
+        s.put(&format!("/r/{i}"), b"before".to_vec()).await.unwrap();
+    }
+    let seen = next_events(&mut w, 5).await.last().unwrap().revision();
+    let etcd = fx.etcd.as_mut().unwrap();
+    etcd.wipe().unwrap();
+    tokio::task::block_in_place(|| etcd.start_again()).unwrap();
+    match tokio::time::timeout(DEADLINE, w.next()).await {
+        Ok(Some(Err(StoreError::Rewound { seen: s2, current }))) => {
+            assert_eq!(s2, seen);
+            assert!(current < seen, "current {current} < seen {seen}");
+        }
+        other => panic!("expected Rewound, got {other:?}"),
+    }
+    assert!(tokio::time::timeout(DEADLINE, w.next())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_history_is_compacted_automatically() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("h.db").display());

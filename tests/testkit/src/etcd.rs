@@ -191,6 +191,17 @@ impl Etcd {
         }
     }
 
+    /// Stops the server and deletes its data, as a restore from an empty
+    /// backup or a wiped disk would: the next [`Etcd::start_again`] serves
+    /// an empty keyspace whose revision starts over at 1.
+    pub fn wipe(&mut self) -> io::Result<()> {
+        self.stop();
+        match std::fs::remove_dir_all(self.dir.path().join("data")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Starts the server again on the same ports and data directory (a no-op
     /// if it runs) and waits for it to be healthy.
     pub fn start_again(&mut self) -> io::Result<()> {

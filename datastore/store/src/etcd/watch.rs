@@ -1,7 +1,9 @@
 //! etcd watches that survive disconnects: a task per watch re-creates the
 //! etcd watch from the last delivered revision + 1 whenever the stream
 //! breaks, so no event is lost or delivered twice; a compacted start ends
-//! the watch with `StoreError::Compacted`.
+//! the watch with `StoreError::Compacted`, and a server whose revision went
+//! back below what the watch already saw (restored from an older backup,
+//! wiped) ends it with `StoreError::Rewound`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -117,10 +119,32 @@ async fn pump(
             }
             return StreamEnd::Reconnect(format!("canceled: {}", resp.cancel_reason()));
         }
+        if let Some(current) = rewound(spec, &resp) {
+            tracing::warn!(prefix = %spec.start, seen = spec.from - 1, current, "etcd went back in revisions");
+            let _ = tx
+                .send(Err(StoreError::Rewound {
+                    seen: spec.from - 1,
+                    current,
+                }))
+                .await;
+            return StreamEnd::Done;
+        }
         if !forward(spec, &resp, tx).await {
             return StreamEnd::Done;
         }
     }
+}
+
+/// The server's revision when a (re-)created watch finds it below the last
+/// revision this watch already saw: the keyspace was replaced, and waiting
+/// for `from` would wait for changes that will never be the ones we missed.
+/// (A server restarted on its own data keeps its revision.)
+fn rewound(spec: &WatchSpec, resp: &WatchResponse) -> Option<Revision> {
+    if !resp.created() {
+        return None;
+    }
+    let current = resp.header()?.revision();
+    (current < spec.from - 1).then_some(current)
 }
 
 /// Sends a response's events; false when the consumer is gone.
