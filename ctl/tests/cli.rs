@@ -181,6 +181,37 @@ mod cases {
         );
     }
 
+    /// A FelixConfiguration field tortie does not implement is refused by
+    /// name (never stored and ignored); the fields it honours apply.
+    pub fn unimplemented_felix_fields_are_refused_by_name(c: &Ctl) {
+        let head = "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n  name: default\nspec:\n";
+        let f = c.file(
+            "felix-bad.yaml",
+            &format!("{head}  routeRefreshInterval: 30s\n  chainInsertMode: Append\n  wireguardEnabled: true\n"),
+        );
+        let out = c.run(&["apply", "-f", &f]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = stderr(&out);
+        for field in ["spec.chainInsertMode", "spec.wireguardEnabled"] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(field) && l.contains("not supported by tortie")),
+                "{field}: {err}"
+            );
+        }
+        assert_eq!(
+            c.expect(0, &["get", "felixconfigs"]).lines().count(),
+            1,
+            "nothing stored"
+        );
+        let ok = c.file(
+            "felix-ok.yaml",
+            &format!("{head}  routeRefreshInterval: 30s\n  wireguardEnabled: false\n"),
+        );
+        c.expect(0, &["apply", "-f", &ok]);
+        assert!(c.expect(0, &["get", "felixconfigs"]).contains("default"));
+    }
+
     pub fn apply_creates_then_updates_and_replace_needs_an_existing_resource(c: &Ctl) {
         let n = c.file("node.yaml", NODE);
         let missing = c.run(&["replace", "-f", &n]);
@@ -305,6 +336,7 @@ both_backends!(
     create_then_get_prints_an_aligned_table,
     create_is_all_or_none_when_one_resource_exists,
     invalid_manifests_report_every_problem_one_per_line_and_write_nothing,
+    unimplemented_felix_fields_are_refused_by_name,
     apply_creates_then_updates_and_replace_needs_an_existing_resource,
     get_output_applies_back_and_a_stale_resource_version_conflicts,
     delete_by_file_and_by_name,

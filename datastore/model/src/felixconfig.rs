@@ -1,8 +1,10 @@
 //! `FelixConfiguration`: dataplane settings (`default` cluster-wide,
-//! `node.<name>` per node). Only the fields tortie's felix reads or that
-//! common manifests set are modelled; others are rejected as unknown.
+//! `node.<name>` per node). The fields tortie's felix reads or that common
+//! manifests set are modelled; a Calico field tortie does not implement is
+//! refused by name (see `support`), a name Calico does not define as unknown.
 
 mod fields;
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -119,8 +121,9 @@ pub struct ProtoPort {
 /// `FelixConfiguration.spec` (Calico field names; every field optional).
 ///
 /// The fields tortie's felix reads are typed; every other field Calico
-/// defines is kept verbatim in `other`. Names Calico does not define are
-/// rejected by [`FelixConfiguration::validate`].
+/// defines is kept verbatim in `other`. [`FelixConfiguration::validate`]
+/// refuses the fields tortie does not implement and names Calico does not
+/// define.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FelixConfigurationSpec {
@@ -368,30 +371,19 @@ impl FelixConfiguration {
                 c.reject_display("spec.vxlanVNI", vni, reason);
             }
         }
-        let ports = [
-            ("spec.vxlanPort", s.vxlan_port),
-            ("spec.healthPort", s.health_port),
-            ("spec.prometheusMetricsPort", s.prometheus_metrics_port),
-        ];
-        for (field, port) in ports {
-            if port == Some(0) {
-                let reason = Reason::OutOfRange {
-                    min: 1,
-                    max: 65535,
-                    context: "",
-                };
-                c.reject_display(field, 0, reason);
-            }
+        if s.vxlan_port == Some(0) {
+            let reason = Reason::OutOfRange {
+                min: 1,
+                max: 65535,
+                context: "",
+            };
+            c.reject_display("spec.vxlanPort", 0, reason);
         }
         check_mtus(&mut c, s);
         check_route_protocols(&mut c, s);
         check_route_tables(&mut c, s);
         check_choices(&mut c, s);
-        for name in s.other.keys() {
-            if !fields::is_calico_field(name) {
-                c.reject(&format!("spec.{name}"), name, Reason::UnknownField);
-            }
-        }
+        support::check(&mut c, s);
         c.finish()
     }
 }
@@ -451,36 +443,17 @@ fn check_route_tables(c: &mut Checker, s: &FelixConfigurationSpec) {
 }
 
 fn check_choices(c: &mut Checker, s: &FelixConfigurationSpec) {
-    let choices: [(&str, &Option<String>, &[&str], &'static str); 3] = [
-        (
-            "spec.ipForwarding",
-            &s.ip_forwarding,
-            &["Enabled", "Disabled"],
-            "Enabled, Disabled",
-        ),
-        (
-            "spec.defaultEndpointToHostAction",
-            &s.default_endpoint_to_host_action,
-            &["Drop", "Accept", "Return"],
-            "Drop, Accept, Return",
-        ),
-        (
-            "spec.chainInsertMode",
-            &s.chain_insert_mode,
-            &["Insert", "Append"],
-            "Insert, Append",
-        ),
-    ];
+    let choices: [(&str, &Option<String>, &[&str], &'static str); 1] = [(
+        "spec.ipForwarding",
+        &s.ip_forwarding,
+        &["Enabled", "Disabled"],
+        "Enabled, Disabled",
+    )];
     for (field, value, allowed, list) in choices {
         if let Some(v) = value {
             if !allowed.contains(&v.as_str()) {
                 c.reject(field, v, Reason::NotOneOf { allowed: list });
             }
-        }
-    }
-    if let Some(p) = &s.interface_prefix {
-        if !p.split(',').all(validate::is_interface_name) {
-            c.reject("spec.interfacePrefix", p, Reason::NotInterfaceName);
         }
     }
 }

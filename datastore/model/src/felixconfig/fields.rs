@@ -1,7 +1,6 @@
 //! Every `FelixConfiguration.spec` field name Calico defines (from the
-//! projectcalico.org/v3 API). Fields tortie does not model are accepted and
-//! kept as they are, so Calico manifests apply unchanged; any other name
-//! is rejected.
+//! projectcalico.org/v3 API). A Calico field tortie does not implement is
+//! refused as unsupported (`support`), any other name as unknown.
 
 /// Calico's FelixConfiguration spec field names, sorted.
 pub(crate) const CALICO_FIELDS: &[&str] = &[

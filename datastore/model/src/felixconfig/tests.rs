@@ -83,12 +83,11 @@ fn serializes_with_calico_field_names() {
 }
 
 #[test]
-fn calico_fields_tortie_ignores_are_kept_and_others_rejected() {
-    let yaml = "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec:\n  bpfLogLevel: \"\"\n  floatingIPs: Disabled\n  reportingInterval: 0s\n  vxlanVNI: 4096\n  healthTimeoutOverrides:\n  - {name: InternalDataplaneMainLoop, timeout: 60s}\n";
+fn inert_calico_fields_are_kept_unimplemented_ones_refused_and_unknown_names_rejected() {
+    let yaml = "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec:\n  bpfLogLevel: \"\"\n  floatingIPs: Disabled\n  reportingInterval: 0s\n  vxlanVNI: 4096\n";
     let f: FelixConfiguration = serde_yaml::from_str(yaml).unwrap();
     assert_eq!(f.spec.vxlan_vni, Some(4096));
     assert_eq!(f.spec.other["floatingIPs"], "Disabled");
-    assert_eq!(f.spec.other["healthTimeoutOverrides"][0]["timeout"], "60s");
     assert_eq!(f.validate(), vec![]);
     let back: FelixConfiguration =
         serde_yaml::from_str(&serde_yaml::to_string(&f).unwrap()).unwrap();
@@ -98,10 +97,126 @@ fn calico_fields_tortie_ignores_are_kept_and_others_rejected() {
     bad.spec
         .other
         .insert("vxlanvni".into(), serde_json::json!(1));
+    bad.spec.other.insert(
+        "healthTimeoutOverrides".into(),
+        serde_json::json!([{"name": "InternalDataplaneMainLoop", "timeout": "60s"}]),
+    );
+    bad.spec
+        .other
+        .insert("floatingIPs".into(), serde_json::json!("Enabled"));
     let errs = bad.validate();
-    assert_eq!(errs.len(), 1);
-    assert_eq!(errs[0].path, "FelixConfiguration(default).spec.vxlanvni");
-    assert_eq!(errs[0].reason, Reason::UnknownField);
+    let got: Vec<(&str, bool)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), matches!(e.reason, Reason::Unsupported(_))))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("FelixConfiguration(default).spec.floatingIPs", true),
+            (
+                "FelixConfiguration(default).spec.healthTimeoutOverrides",
+                true
+            ),
+            ("FelixConfiguration(default).spec.vxlanvni", false),
+        ]
+    );
+    assert_eq!(errs[2].reason, Reason::UnknownField);
+}
+
+/// The `default` FelixConfiguration Calico's operator writes: the fields
+/// tortie does not implement are refused by name, nothing else.
+#[test]
+fn calicos_stock_default_is_refused_only_for_what_tortie_does_not_do() {
+    let yaml = "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec:\n  bpfConnectTimeLoadBalancing: TCP\n  bpfHostNetworkedNATWithoutCTLB: Enabled\n  bpfLogLevel: \"\"\n  floatingIPs: Disabled\n  healthPort: 9099\n  logSeverityScreen: Info\n  reportingInterval: 0s\n  vxlanEnabled: true\n  vxlanPort: 4789\n  vxlanVNI: 4096\n";
+    let f: FelixConfiguration = serde_yaml::from_str(yaml).unwrap();
+    let errs: Vec<String> = f.validate().iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("FelixConfiguration(default).spec.logSeverityScreen: "),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[0].contains("not supported by tortie") && errs[0].contains("--log-level"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].starts_with("FelixConfiguration(default).spec.healthPort: 9099"),
+        "{}",
+        errs[1]
+    );
+    assert!(errs[1].contains("--http-addr"), "{}", errs[1]);
+}
+
+#[test]
+fn every_unimplemented_typed_field_is_refused_by_name_and_tortie_s_own_values_pass() {
+    let refused: &[(&str, &str)] = &[
+        ("logSeverityScreen", "\"Debug\""),
+        ("logSeverityFile", "\"Info\""),
+        ("logSeveritySys", "\"Info\""),
+        ("logFilePath", "\"/var/log/felix.log\""),
+        ("ipipEnabled", "false"),
+        ("vxlanEnabled", "false"),
+        ("vxlanMTUV6", "1430"),
+        ("wireguardEnabled", "true"),
+        ("mtuIfacePattern", "\"eth.*\""),
+        ("iptablesRefreshInterval", "\"90s\""),
+        ("reportingInterval", "\"30s\""),
+        ("netlinkTimeout", "\"10s\""),
+        ("routeSource", "\"WorkloadIPs\""),
+        ("routeSyncDisabled", "true"),
+        ("deviceRouteSourceAddress", "\"10.0.0.1\""),
+        ("removeExternalRoutes", "true"),
+        ("interfacePrefix", "\"tap\""),
+        ("interfaceExclude", "\"kube-ipvs0\""),
+        ("ipv6Support", "true"),
+        ("ipForwarding", "\"Disabled\""),
+        ("natOutgoingAddress", "\"10.0.0.1\""),
+        ("healthEnabled", "true"),
+        ("healthHost", "\"0.0.0.0\""),
+        ("prometheusMetricsEnabled", "true"),
+        ("prometheusMetricsHost", "\"0.0.0.0\""),
+        ("prometheusMetricsPort", "9091"),
+        ("defaultEndpointToHostAction", "\"Accept\""),
+        ("bpfEnabled", "true"),
+        ("chainInsertMode", "\"Append\""),
+        ("iptablesBackend", "\"NFT\""),
+        ("featureDetectOverride", "\"SNATFullyRandom=true\""),
+        ("externalNodesList", "[\"10.0.0.9\"]"),
+        (
+            "failsafeInboundHostPorts",
+            "[{\"protocol\": \"TCP\", \"port\": 22}]",
+        ),
+        (
+            "failsafeOutboundHostPorts",
+            "[{\"protocol\": \"TCP\", \"port\": 2379}]",
+        ),
+        ("serviceLoopPrevention", "\"Drop\""),
+    ];
+    for (field, value) in refused {
+        let spec: FelixConfigurationSpec =
+            serde_json::from_str(&format!("{{\"{field}\": {value}}}")).unwrap();
+        let errs = felix(spec).validate();
+        assert_eq!(errs.len(), 1, "{field}: {errs:?}");
+        assert_eq!(
+            errs[0].path,
+            format!("FelixConfiguration(default).spec.{field}")
+        );
+        assert!(
+            matches!(errs[0].reason, Reason::Unsupported(_)),
+            "{field}: {errs:?}"
+        );
+    }
+    let accepted = r#"{"ipipEnabled": true, "vxlanEnabled": true, "vxlanMTUV6": 0,
+        "wireguardEnabled": false, "bpfEnabled": false, "reportingInterval": "0s",
+        "routeSource": "CalicoIPAM", "routeSyncDisabled": false, "removeExternalRoutes": false,
+        "interfacePrefix": "cali", "ipv6Support": false, "ipForwarding": "Enabled",
+        "routeTableRange": {"min": 1, "max": 250}, "routeRefreshInterval": "30s",
+        "ipipMTU": 1440, "vxlanMTU": 1410, "vxlanVNI": 4097, "vxlanPort": 4790,
+        "deviceRouteProtocol": 81, "bgpRouteProtocol": 85}"#;
+    let spec: FelixConfigurationSpec = serde_json::from_str(accepted).unwrap();
+    assert_eq!(felix(spec).validate(), vec![]);
 }
 
 #[test]

@@ -95,7 +95,6 @@ metadata:
 spec:
   ipv6Support: false
   ipipMTU: 1400
-  chainInsertMode: Append
   vxlanVNI: 4096
   routeRefreshInterval: 90s
   routeTableRange:
