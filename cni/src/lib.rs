@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod env;
 pub mod error;
 pub mod identity;
+pub mod install;
 pub mod ipam_plugin;
 pub mod lock;
 pub mod naming;
