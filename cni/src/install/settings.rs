@@ -97,6 +97,10 @@ pub struct InstallSettings {
     pub mtu: u32,
     /// `ipam.assign_ipv6`.
     pub assign_ipv6: bool,
+    /// `mtu_file` (a host path), when not the plugin's default.
+    pub mtu_file: Option<PathBuf>,
+    /// `state_dir` (a host path), when not the plugin's default.
+    pub state_dir: Option<PathBuf>,
     /// The configuration's file name.
     pub conf_name: String,
     /// The plugins in the image.
@@ -136,6 +140,12 @@ impl InstallSettings {
             nodename: var("TORTIE_NODENAME").map(check_nodename).transpose()?,
             mtu: var("TORTIE_CNI_MTU").map_or(Ok(0), |v| parse_mtu(&v))?,
             assign_ipv6: var("TORTIE_CNI_ASSIGN_IPV6").map_or(Ok(false), |v| parse_bool(&v))?,
+            mtu_file: var("TORTIE_CNI_MTU_FILE")
+                .map(|v| absolute("TORTIE_CNI_MTU_FILE", &v))
+                .transpose()?,
+            state_dir: var("TORTIE_CNI_STATE_DIR")
+                .map(|v| absolute("TORTIE_CNI_STATE_DIR", &v))
+                .transpose()?,
             conf_name: var("TORTIE_CNI_CONF_NAME")
                 .map_or(Ok(DEFAULT_CONF_NAME.to_string()), check_conf_name)?,
             source_dir: dir(
@@ -178,6 +188,12 @@ impl InstallSettings {
         });
         if let Some(n) = &self.nodename {
             plugin["nodename"] = json!(n);
+        }
+        if let Some(f) = &self.mtu_file {
+            plugin["mtu_file"] = json!(f);
+        }
+        if let Some(d) = &self.state_dir {
+            plugin["state_dir"] = json!(d);
         }
         let mut as_runtime_passes_it = plugin.clone();
         as_runtime_passes_it["cniVersion"] = json!(CONF_CNI_VERSION);
@@ -246,12 +262,15 @@ fn check_conf_name(v: String) -> Result<String, SettingsError> {
 }
 
 fn dir(value: Option<String>, var: &'static str, default: &str) -> Result<PathBuf, SettingsError> {
-    let v = value.unwrap_or_else(|| default.to_string());
-    let p = Path::new(&v);
+    absolute(var, &value.unwrap_or_else(|| default.to_string()))
+}
+
+fn absolute(var: &'static str, v: &str) -> Result<PathBuf, SettingsError> {
+    let p = Path::new(v);
     if p.is_absolute() && !p.components().any(|c| c == std::path::Component::ParentDir) {
         Ok(p.to_path_buf())
     } else {
-        Err(bad(var, &v, "must be an absolute folder path without '..'"))
+        Err(bad(var, v, "must be an absolute path without '..'"))
     }
 }
 
@@ -303,6 +322,7 @@ mod tests {
         );
         assert_eq!(s.bin_dir, Path::new("/host/opt/cni/bin"));
         assert_eq!(s.source_dir, Path::new("/opt/cni/bin"));
+        assert_eq!((&s.mtu_file, &s.state_dir), (&None, &None));
     }
 
     #[test]
@@ -329,6 +349,8 @@ mod tests {
             ("TORTIE_CNI_CONF_NAME", "10-tortie.conf", ".conflist"),
             ("TORTIE_CNI_BIN_DIR", "opt/cni/bin", "absolute"),
             ("TORTIE_CNI_NET_DIR", "/host/../etc", "'..'"),
+            ("TORTIE_CNI_MTU_FILE", "mtu", "absolute"),
+            ("TORTIE_CNI_STATE_DIR", "/var/../tmp", "'..'"),
             ("TORTIE_ETCD_CA", "/etc/tortie/secrets/etcd/ca.crt", "TLS"),
             ("TORTIE_ETCD_KEY", "/k", "TLS"),
         ];
@@ -382,6 +404,8 @@ mod tests {
         let s = settings(&[
             ("TORTIE_DATASTORE", "sqlite:///var/lib/tortie/tortie.db"),
             ("TORTIE_NODENAME", "n1"),
+            ("TORTIE_CNI_MTU_FILE", "/run/lab/n1/mtu"),
+            ("TORTIE_CNI_STATE_DIR", "/run/lab/n1/cni"),
         ])
         .unwrap();
         let v: serde_json::Value = serde_json::from_str(&s.render_conflist().unwrap()).unwrap();
@@ -396,6 +420,8 @@ mod tests {
         );
         assert_eq!(conf.nodename.as_deref(), Some("n1"));
         assert_eq!(conf.mtu, 0);
+        assert_eq!(conf.mtu_file, Path::new("/run/lab/n1/mtu"));
+        assert_eq!(conf.state_dir, Path::new("/run/lab/n1/cni"));
         let ipam = conf.ipam.unwrap();
         assert!(ipam.assign_ipv4 && !ipam.assign_ipv6);
     }
