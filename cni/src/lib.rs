@@ -17,6 +17,7 @@ pub mod identity;
 pub mod install;
 pub mod ipam_plugin;
 pub mod lock;
+pub mod multicall;
 pub mod naming;
 pub mod netlink;
 pub mod netns;

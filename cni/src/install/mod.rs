@@ -19,6 +19,7 @@
 //! plugin would refuse (the rendered plugin entry is checked with
 //! [`crate::config::NetConf::parse`] before anything is written).
 
+pub mod cli;
 pub mod files;
 pub mod settings;
 
