@@ -271,6 +271,26 @@ fn a_missing_plugin_in_the_image_fails_before_writing() {
 }
 
 #[test]
+fn no_portmap_on_the_host_nor_in_the_image_fails_before_writing() {
+    let host = Host::new();
+    fs::remove_file(host.source.join("portmap")).unwrap();
+    let out = host.run(&[ETCD]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("portmap"),
+        "{}",
+        text(&out)
+    );
+    assert!(!host.bin.exists() && !host.net.exists());
+
+    // With the host's own portmap the image needs none.
+    fs::create_dir_all(&host.bin).unwrap();
+    fs::write(host.bin.join("portmap"), b"the host's").unwrap();
+    let out = host.run_ok(&[ETCD]);
+    assert!(out.contains("kept the host's"), "{out}");
+}
+
+#[test]
 fn a_configuration_that_sorts_first_is_warned_about() {
     let host = Host::new();
     fs::create_dir_all(&host.net).unwrap();

@@ -76,6 +76,19 @@ pub fn install(s: &InstallSettings) -> Result<Report, InstallError> {
             });
         }
     }
+    let host_portmap = s.bin_dir.join(PORTMAP);
+    let image_portmap = s.source_dir.join(PORTMAP);
+    if fs::symlink_metadata(&host_portmap).is_err() && !image_portmap.is_file() {
+        // The configuration chains portmap: without it every pod's ADD fails.
+        return Err(InstallError::MissingSource {
+            name: PORTMAP,
+            path: format!(
+                "{} (and the host has none at {})",
+                image_portmap.display(),
+                host_portmap.display()
+            ),
+        });
+    }
     for d in [&s.bin_dir, &s.net_dir] {
         fs::create_dir_all(d)
             .map_err(|e| InstallError::io(format!("create {}", d.display()), e))?;
@@ -104,23 +117,15 @@ pub fn install(s: &InstallSettings) -> Result<Report, InstallError> {
 
 /// portmap: installed from the image only when the host has none (the
 /// host's own, e.g. from its kubernetes-cni package, is never replaced).
+/// [`install`] checked that one of the two exists.
 fn install_portmap(s: &InstallSettings, report: &mut Report) -> Result<(), InstallError> {
     let dst = s.bin_dir.join(PORTMAP);
-    if fs::symlink_metadata(&dst).is_ok() {
-        report.files.push((dst, Action::KeptHost));
-        return Ok(());
-    }
-    let src = s.source_dir.join(PORTMAP);
-    if src.is_file() {
-        let action = copy_plugin(&src, &dst)?;
-        report.files.push((dst, action));
+    let action = if fs::symlink_metadata(&dst).is_ok() {
+        Action::KeptHost
     } else {
-        report.warnings.push(format!(
-            "{} is missing and the image has none at {}: pods with hostPort will fail until it is installed",
-            dst.display(),
-            src.display()
-        ));
-    }
+        copy_plugin(&s.source_dir.join(PORTMAP), &dst)?
+    };
+    report.files.push((dst, action));
     Ok(())
 }
 

@@ -33,7 +33,7 @@ pub enum InstallError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
     /// A plugin the image must ship is missing from the source folder.
-    #[error("{path}: missing in the image (TORTIE_CNI_SOURCE_DIR); cannot install {name}")]
+    #[error("{path}: missing in the image (TORTIE_CNI_SOURCE_DIR); cannot install {name}, which the configuration needs")]
     MissingSource {
         /// The plugin's name.
         name: &'static str,
