@@ -12,7 +12,9 @@
 #     own (host network of that namespace, privileged, as the DaemonSet):
 #     it autodetects its address with the image's `ip`, creates the default
 #     pool from TORTIE_IPV4POOL_*, programs natOutgoing with the image's
-#     `nft`, writes the MTU file, answers /livez and `tortiectl node status`.
+#     `nft`, writes the MTU file, answers /livez and `tortiectl node status`;
+#   - `tortie-node --cleanup` from the image then removes the NAT table, the
+#     MTU file and what install-cni wrote.
 # The release build dominates the time (see docs/kubernetes.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -132,4 +134,20 @@ pools=$("${PM[@]}" exec "$CTR" tortiectl --datastore sqlite:///var/lib/tortie/to
 [[ "$pools" == *10.98.0.0/16* ]] || fail "no default pool: $pools"
 "${PM[@]}" stop -t 10 "$CTR" >/dev/null
 echo "image: tortie-node ran from the image: address 10.99.0.1 autodetected, default pool created, natOutgoing programmed with nft, MTU file $(cat "$WORK/node/calico/mtu"), /livez and node status answered"
+
+# Removal: tortie-node --cleanup from the image takes off what the agent
+# and install-cni put on the "node".
+cleanup_out=$("${PM[@]}" run --rm --network "ns:/var/run/netns/$NS" --privileged \
+  -v "$WORK/node/run:/run/tortie" -v "$WORK/node/calico:/var/lib/calico" \
+  -v "$WORK/node/db:/var/lib/tortie" \
+  -v "$WORK/host/bin:/host/opt/cni/bin" -v "$WORK/host/net:/host/etc/cni/net.d" \
+  "$IMAGE:latest" tortie-node --cleanup --datastore sqlite:///var/lib/tortie/tortie.db \
+  --node-name img-node --cni-bin-dir /host/opt/cni/bin --cni-conf-dir /host/etc/cni/net.d) ||
+  fail "tortie-node --cleanup from the image failed: $cleanup_out"
+! ip netns exec "$NS" nft list table ip tortie-nat >/dev/null 2>&1 || fail "cleanup left the NAT table"
+[ ! -e "$WORK/node/calico/mtu" ] || fail "cleanup left the MTU file"
+for f in bin/tortie bin/tortie-ipam net/10-tortie.conflist; do
+  [ ! -e "$WORK/host/$f" ] || fail "cleanup left $f"
+done
+echo "image: tortie-node --cleanup from the image removed the NAT table, the MTU file and install-cni's files"
 echo "image: OK ($mib MiB; build $((built - start)) s, checks $(($(date +%s) - built)) s)"
