@@ -2,7 +2,7 @@
 # Builds the OCI image localhost/tortie:latest and localhost/tortie:<version>
 # (the workspace version) with podman FROM scratch: no base image is pulled.
 #
-#   scripts/build-image.sh [--root DIR --runroot DIR] [--output FILE] [--no-build]
+#   scripts/build-image.sh [--root DIR --runroot DIR] [--output FILE] [--no-build | --binaries DIR]
 #
 # The image holds:
 #   /usr/local/bin/  tortie-node, tortiectl, install-cni
@@ -30,6 +30,15 @@
 #                             `skopeo copy oci-archive:FILE docker://REGISTRY/...`)
 #   --no-build                use the binaries already in target/ (after a
 #                             previous run of this script)
+#   --binaries DIR            no cargo build: take tortie-node, tortiectl and
+#                             tortie-cni from DIR as they are, e.g. the debug
+#                             build the tests already made (target/debug), for
+#                             a quick image with the same layout and entries.
+#                             A dynamically linked one gets exactly the shared
+#                             libraries it loads (ldd), as ip and nft do; such
+#                             an image is for this machine's tests (the plugins
+#                             install-cni copies then need the host's libc) and
+#                             is not the size-checked release image.
 # Environment: TORTIE_IMAGE (default localhost/tortie), CONTAINERS_CONF (if
 # unset, a file of our own with the settings this kernel needs is used).
 set -euo pipefail
@@ -40,6 +49,7 @@ IMAGE=${TORTIE_IMAGE:-localhost/tortie}
 ROOT_ARGS=()
 OUTPUT=""
 BUILD=1
+BINARIES=""
 while (($#)); do
   case "$1" in
     --root | --runroot)
@@ -50,6 +60,9 @@ while (($#)); do
       [ $# -ge 2 ] || { echo "build-image: --output needs a file name" >&2; exit 2; }
       OUTPUT=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --binaries)
+      [ $# -ge 2 ] && [ -d "$2" ] || { echo "build-image: --binaries needs a folder" >&2; exit 2; }
+      BINARIES=$(cd "$2" && pwd); BUILD=0; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-image: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -77,7 +90,7 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Ca
 [ -n "$VERSION" ] || { echo "build-image: no version in Cargo.toml [workspace.package]" >&2; exit 1; }
 TRIPLE="$(uname -m)-unknown-linux-gnu"
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-BIN_DIR="$TARGET_DIR/$TRIPLE/image"
+BIN_DIR=${BINARIES:-$TARGET_DIR/$TRIPLE/image}
 
 if ((BUILD)); then
   echo "build-image: cargo build --profile image ($TRIPLE, statically linked)"
@@ -95,13 +108,27 @@ ROOTFS="$WORK/rootfs"
 mkdir -p "$ROOTFS"/{usr/local/bin,opt/cni/bin,usr/sbin,tmp,run,var/lib/calico,etc/tortie/secrets}
 chmod 1777 "$ROOTFS/tmp"
 
-# Our binaries: statically linked, stripped.
+# The shared libraries PROGRAM loads, at the paths the loader looks them up
+# by (and the loader itself, at the path in the ELF header).
+copy_libs() { # PROGRAM
+  local lib
+  ldd "$1" | awk '/=> \//{print $3} /^\t\//{print $1}' | while read -r lib; do
+    mkdir -p "$ROOTFS$(dirname "$lib")"
+    cp -L "$lib" "$ROOTFS$lib"
+  done
+}
+
+# Our binaries, stripped: statically linked (the release image), or with
+# their libraries (--binaries).
 place() { # SRC DEST_DIR
   local src=$1 dst=$2/$(basename "$1")
   [ -x "$src" ] || { echo "build-image: $src is missing (run without --no-build)" >&2; exit 1; }
   if readelf -l "$src" | grep -q 'program interpreter' || readelf -d "$src" | grep -q NEEDED; then
-    echo "build-image: $src is dynamically linked; expected a static build" >&2
-    exit 1
+    if [ -z "$BINARIES" ]; then
+      echo "build-image: $src is dynamically linked; expected a static build" >&2
+      exit 1
+    fi
+    copy_libs "$src"
   fi
   strip -o "$dst" "$src"
 }
@@ -112,17 +139,13 @@ ln -s tortie "$ROOTFS/opt/cni/bin/tortie-ipam"
 ln -s ../../../opt/cni/bin/tortie "$ROOTFS/usr/local/bin/install-cni"
 install -m 0755 /usr/lib/cni/portmap "$ROOTFS/opt/cni/bin/portmap"
 
-# ip and nft with exactly the libraries they load, at the paths the loader
-# looks them up by (and the loader itself, at the path in the ELF header).
+# ip and nft with exactly the libraries they load.
 copy_with_libs() { # PROGRAM
-  local prog lib
+  local prog
   prog=$(command -v "$1")
   prog=$(readlink -f "$prog")
   install -D -m 0755 "$prog" "$ROOTFS/usr/sbin/$(basename "$prog")"
-  ldd "$prog" | awk '/=> \//{print $3} /^\t\//{print $1}' | while read -r lib; do
-    mkdir -p "$ROOTFS$(dirname "$lib")"
-    cp -L "$lib" "$ROOTFS$lib"
-  done
+  copy_libs "$prog"
 }
 copy_with_libs ip
 copy_with_libs nft
