@@ -219,6 +219,16 @@ fn a_podman_lab_runs_the_image_and_every_pod_reaches_every_pod() {
     }
     lab.assert_full_ping_matrix(2);
 
+    // `lab node stop` stops that node's container (it stays recorded).
+    lab.ctl_ok(&["lab", "node", "stop", "node2"]);
+    let node2 = lab.node("node2");
+    assert!(node2.status.is_none(), "node2 still answers");
+    let id2 = nodes.iter().find(|n| n["name"] == "node2").unwrap()["container"]
+        .as_str()
+        .unwrap();
+    let running = storage.podman(&["inspect", "--format", "{{.State.Running}}", id2]);
+    assert_eq!(running.trim(), "false");
+
     // lab down removes exactly the recorded containers and the namespaces.
     lab.ctl_ok(&["lab", "down"]);
     assert!(
