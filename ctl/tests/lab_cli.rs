@@ -23,6 +23,38 @@ fn lab_up_refuses_etcd_over_tls_naming_the_problem() {
     assert!(!std::path::Path::new("/run/tortie-lab").join(&name).exists());
 }
 
+#[test]
+fn podman_flags_need_the_podman_runtime_and_sane_values() {
+    let name = format!("rt{}", std::process::id());
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--image", "localhost/tortie:latest"],
+            "--image is for --runtime podman",
+        ),
+        (
+            &["--podman-root", "/var/tmp/x"],
+            "--podman-root is for --runtime podman",
+        ),
+        (
+            &["--runtime", "podman", "--image=-x"],
+            "is not an image reference",
+        ),
+        (
+            &["--runtime", "podman", "--podman-root", "rel"],
+            "is not an absolute path",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["lab", "up", "--name", &name];
+        args.extend_from_slice(extra);
+        let out = tortiectl(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(!std::path::Path::new("/run/tortie-lab").join(&name).exists());
+}
+
 fn tortiectl(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tortiectl"))
         .args(args)

@@ -18,6 +18,7 @@ pub mod agent;
 pub use tortie_node_api as api;
 pub mod autodetect;
 pub mod bgp;
+pub mod bootstrap;
 pub mod cache;
 pub mod cleanup;
 pub mod dataplane;

@@ -123,6 +123,8 @@ struct Args {
     /// With --cleanup: the CNI plugin's state folder.
     #[arg(long, default_value = DEFAULT_CNI_STATE_DIR)]
     cni_state_dir: PathBuf,
+    #[command(flatten)]
+    bootstrap: tortie_node::bootstrap::BootstrapArgs,
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -235,13 +237,18 @@ fn run_cleanup(a: Args) -> anyhow::Result<()> {
 }
 
 fn run_agent(a: Args) -> anyhow::Result<()> {
+    let boot = a.bootstrap.clone();
     let cfg = config(a)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-    let result = rt.block_on(agent::run(cfg));
+    let result = rt.block_on(async {
+        let (ds, opts) = (&cfg.datastore, &cfg.options);
+        tortie_node::bootstrap::run(&boot, ds, opts, &cfg.node_name, cfg.node_ip).await?;
+        agent::run(cfg).await.map_err(anyhow::Error::from)
+    });
     // Blocking work still running (a datastore call that did not return in
     // time) must not hold the exit back.
     rt.shutdown_timeout(Duration::from_millis(500));
-    result.map_err(anyhow::Error::from)
+    result
 }
 
 fn main() -> std::process::ExitCode {

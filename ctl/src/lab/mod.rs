@@ -7,12 +7,13 @@
 mod name;
 mod ops;
 mod plan;
+mod podman;
 mod procs;
 mod relay;
 mod sys;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use tortie_node_api::{self as api, NodeStatus, Request, Response};
 
 use crate::context::{Context, UsageError};
 use crate::node_status::{boxed, StatusFormat};
-use plan::{Mode, NodePlan, Plan};
+use plan::{Mode, NodePlan, Plan, PodmanPlan, Runtime};
 use procs::{How, Outcome};
 use sys::LabState;
 
@@ -89,6 +90,21 @@ struct UpArgs {
     /// Dedicated route reflectors (0-10; BGP only, replacing the node-to-node mesh).
     #[arg(long, default_value_t = 0)]
     route_reflectors: u8,
+    /// How each node runs tortie-node: `process` (the binary next to
+    /// tortiectl) or `podman` (a privileged container from --image in the
+    /// node's namespace, after install-cni from the image, as the DaemonSet).
+    #[arg(long, value_enum, default_value = "process")]
+    runtime: Runtime,
+    /// The image of `--runtime podman` [default: localhost/tortie:latest]
+    /// (scripts/build-image.sh builds it; never pulled).
+    #[arg(long, value_parser = podman::parse_image)]
+    image: Option<String>,
+    /// podman's `--root` for `--runtime podman` (default: podman's own storage).
+    #[arg(long, value_parser = podman::parse_abs_dir)]
+    podman_root: Option<PathBuf>,
+    /// podman's `--runroot` for `--runtime podman`.
+    #[arg(long, value_parser = podman::parse_abs_dir)]
+    podman_runroot: Option<PathBuf>,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -133,6 +149,7 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> anyhow::Result<()> {
         LabCommand::Up(a) => {
             let ds = (ctx.datastore != DEFAULT_DATASTORE).then_some(ctx.datastore.as_str());
             check_datastore(ctx, ds)?;
+            check_runtime_args(a)?;
             up(a, ds)
         }
         LabCommand::Status(a) => status(a),
@@ -193,6 +210,22 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// `--image` and `--podman-*` only with `--runtime podman` (checked
+/// before anything else, root or not).
+fn check_runtime_args(a: &UpArgs) -> anyhow::Result<()> {
+    let podman_only = [
+        ("--image", a.image.is_some()),
+        ("--podman-root", a.podman_root.is_some()),
+        ("--podman-runroot", a.podman_runroot.is_some()),
+    ];
+    if a.runtime == Runtime::Process {
+        if let Some((flag, _)) = podman_only.iter().find(|(_, given)| *given) {
+            return Err(UsageError(format!("{flag} is for --runtime podman")).into());
+        }
+    }
+    Ok(())
+}
+
 fn check_up_args(a: &UpArgs) -> anyhow::Result<()> {
     if a.route_reflectors > 10 {
         return Err(UsageError("--route-reflectors: at most 10".into()).into());
@@ -209,8 +242,12 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
         let _ = sys::run("modprobe", &["ipip"]);
     }
     check_up_args(a)?;
-    let bins = bin_dir()?;
     let name = &a.name.name;
+    let podman = podman_plan(a);
+    match &podman {
+        None => drop(bin_dir()?),
+        Some(p) => podman::check_image(p)?,
+    }
     let p = plan::plan(&plan::LabSpec {
         name,
         mode: a.mode,
@@ -218,6 +255,7 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
         pods: a.pods_per_node,
         route_reflectors: a.route_reflectors,
         datastore,
+        podman,
     });
     if LabState::path(&p.dir).exists() || !sys::lab_namespaces(name).is_empty() {
         bail!("lab {name:?} exists already: run `tortiectl lab down --name {name}` first");
@@ -230,9 +268,10 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
         pod_ips: BTreeMap::new(),
         relay_pid: None,
         processes: BTreeMap::new(),
+        containers: BTreeMap::new(),
     };
     let started = Instant::now();
-    match build(&bins, &mut state) {
+    match build(&mut state) {
         Ok(()) => {
             println!(
                 "lab {name:?} is up in {:.1} s ({} nodes, {} pods, mode {:?}); state in {}",
@@ -252,6 +291,24 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
     }
 }
 
+/// `--runtime podman`'s settings: the image, the storage, and the
+/// caller's `CONTAINERS_CONF` or the lab's own file (written by `build`).
+fn podman_plan(a: &UpArgs) -> Option<PodmanPlan> {
+    (a.runtime == Runtime::Podman).then(|| PodmanPlan {
+        image: a
+            .image
+            .clone()
+            .unwrap_or_else(|| podman::DEFAULT_IMAGE.into()),
+        root: a.podman_root.clone(),
+        runroot: a.podman_runroot.clone(),
+        containers_conf: std::env::var_os("CONTAINERS_CONF")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .unwrap_or_else(|| plan::state_dir(&a.name.name).join("containers.conf")),
+    })
+}
+
 fn apply_resources(plan: &Plan) -> anyhow::Result<()> {
     let store = BlockingStore::open(&plan.datastore, &OpenOptions::default())?;
     let resources =
@@ -268,10 +325,19 @@ fn all_nodes(plan: &Plan) -> Vec<&NodePlan> {
         .collect()
 }
 
-fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
+fn build(state: &mut LabState) -> anyhow::Result<()> {
     sys::create_state_dir(&state.plan.dir)?;
-    let db = state.plan.dir.join("tortie.db");
-    let _ = std::fs::remove_file(&db);
+    if let Some(db) = state.plan.sqlite_file() {
+        if let Some(d) = db.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let _ = std::fs::remove_file(&db);
+    }
+    if let Some(p) = &state.plan.podman {
+        if p.containers_conf.starts_with(&state.plan.dir) {
+            std::fs::write(&p.containers_conf, podman::CONTAINERS_CONF)?;
+        }
+    }
     state.save()?;
     apply_resources(&state.plan)?;
     sys::build_router(&state.plan)?;
@@ -285,26 +351,16 @@ fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
         check_interrupt()?;
         sys::build_node(&state.plan, n)?;
     }
-    let node_bin = bins.join("tortie-node");
     for n in all_nodes(&state.plan.clone()) {
         check_interrupt()?;
-        let ns = if n.name == "router" {
-            &state.plan.router_netns
-        } else {
-            &n.netns
-        };
-        let dataplane = !state.plan.route_reflectors.contains(n);
-        let (pid, id) = sys::start_node(&node_bin, &state.plan, n, ns, dataplane)?;
-        state.pids.insert(n.name.clone(), pid);
-        state.processes.insert(pid, id);
-        state.save()?;
+        start_agent(state, n)?;
     }
     wait_for(
         Duration::from_secs(60),
         "every node to serve its status",
         || all_nodes(&state.plan).iter().all(|n| query(n).is_ok()),
     )?;
-    create_pods(bins, state)?;
+    create_pods(state)?;
     let what = "every session Established and every FIB in sync";
     let ready = wait_for(Duration::from_secs(90), what, || {
         all_nodes(&state.plan)
@@ -318,12 +374,32 @@ fn build(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts node `n`'s agent: a process, or install-cni then the agent's
+/// container. Recorded in the state before `up` goes on.
+fn start_agent(state: &mut LabState, n: &NodePlan) -> anyhow::Result<()> {
+    let dataplane = !state.plan.route_reflectors.contains(n);
+    if state.plan.runtime == Runtime::Podman {
+        podman::install_cni(state, n)?;
+        return podman::start_agent(state, n, dataplane);
+    }
+    let ns = if n.name == "router" {
+        state.plan.router_netns.clone()
+    } else {
+        n.netns.clone()
+    };
+    let node_bin = bin_dir()?.join("tortie-node");
+    let (pid, id) = sys::start_node(&node_bin, &state.plan, n, &ns, dataplane)?;
+    state.pids.insert(n.name.clone(), pid);
+    state.processes.insert(pid, id);
+    state.save()
+}
+
 /// Ready, every session Established, the FIB in sync.
 fn settled(s: NodeStatus) -> bool {
     s.ready && s.fib.in_sync && s.peers.iter().all(|p| p.state == "Established")
 }
 
-fn create_pods(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
+fn create_pods(state: &mut LabState) -> anyhow::Result<()> {
     for pod in state.plan.pods.clone() {
         check_interrupt()?;
         sys::create_netns(&pod.netns)?;
@@ -333,8 +409,8 @@ fn create_pods(bins: &Path, state: &mut LabState) -> anyhow::Result<()> {
             .iter()
             .find(|n| n.name == pod.node)
             .context("pod without node")?;
-        let conf = plan::cni_conf(&state.plan, node);
-        let ip = sys::cni_add(bins, &pod, &conf)?;
+        let (bins, conf) = podman::cni_for(&state.plan, node)?;
+        let ip = sys::cni_add(&bins, &pod, &conf)?;
         state.pod_ips.insert(pod.name.clone(), ip);
         state.save()?;
     }
@@ -381,7 +457,7 @@ fn print_status_json(state: &LabState, statuses: &[NodeResult<'_>]) -> anyhow::R
         json!({"name": p.name, "node": p.node, "netns": p.netns, "ip": state.pod_ips.get(&p.name)})
     }).collect();
     let nodes: Vec<serde_json::Value> = statuses.iter().map(|(n, s)| {
-        let mut v = json!({"name": n.name, "ip": n.ip, "netns": n.netns, "control_socket": n.control_socket, "pid": state.pids.get(&n.name)});
+        let mut v = json!({"name": n.name, "ip": n.ip, "netns": n.netns, "control_socket": n.control_socket, "pid": state.pids.get(&n.name), "container": state.containers.get(&n.name)});
         match s {
             Ok(s) => v["status"] = json!(s),
             Err(e) => {
@@ -391,7 +467,8 @@ fn print_status_json(state: &LabState, statuses: &[NodeResult<'_>]) -> anyhow::R
         }
         v
     }).collect();
-    let v = json!({"name": state.plan.name, "mode": state.plan.mode, "datastore": state.plan.datastore, "agent_datastore": state.plan.agent_datastore(), "relay_pid": state.relay_pid, "nodes": nodes, "pods": pods});
+    let image = state.plan.podman.as_ref().map(|p| &p.image);
+    let v = json!({"name": state.plan.name, "mode": state.plan.mode, "runtime": state.plan.runtime, "image": image, "datastore": state.plan.datastore, "agent_datastore": state.plan.agent_datastore(), "relay_pid": state.relay_pid, "nodes": nodes, "pods": pods});
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
@@ -514,8 +591,15 @@ fn down(name: &str) -> anyhow::Result<()> {
     let dir = plan::state_dir(name);
     sys::check_state_dir(&dir)?;
     let (mut stopped, mut left) = (0, Vec::new());
+    let mut removed = 0;
+    let mut keep_state = Vec::new();
     match LabState::load(name, &dir) {
         Ok(state) => {
+            // Containers first (they hold mounts of the state folder).
+            match podman::remove_all(&state) {
+                Ok(n) => removed = n,
+                Err(e) => keep_state = e,
+            }
             for pid in state.pids.values().chain(&state.relay_pid) {
                 match state.stop(*pid, How::Term) {
                     Outcome::Stopped => stopped += 1,
@@ -537,12 +621,20 @@ fn down(name: &str) -> anyhow::Result<()> {
             errors.push(e.to_string());
         }
     }
+    if !keep_state.is_empty() {
+        // The record of the containers stays for the next `lab down`.
+        bail!(
+            "{}\n(the lab's state stays in {} so that `lab down` can retry)",
+            keep_state.join("\n"),
+            dir.display()
+        );
+    }
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     println!(
-        "lab {name:?} down: {stopped} processes stopped, {} namespaces deleted",
+        "lab {name:?} down: {removed} containers removed, {stopped} processes stopped, {} namespaces deleted",
         namespaces.len() - errors.len()
     );
     if !left.is_empty() {

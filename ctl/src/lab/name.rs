@@ -74,6 +74,15 @@ pub fn is_lab_namespace(lab: &str, ns: &str) -> bool {
     }
 }
 
+/// True when `f` lies below `dir` without `..` or `.` on the way.
+fn inside(dir: &Path, f: &Path) -> bool {
+    use std::path::Component;
+    f.strip_prefix(dir).is_ok_and(|rest| {
+        rest.components().count() > 0
+            && rest.components().all(|c| matches!(c, Component::Normal(_)))
+    })
+}
+
 /// Checks that a loaded plan belongs to lab `lab` in `dir`: same name and
 /// folder, every file inside that folder, every namespace of the lab's
 /// shapes. A state file changed by hand cannot send the lab elsewhere.
@@ -103,7 +112,7 @@ pub fn check_confined(plan: &Plan, lab: &str, dir: &Path) -> Result<(), String> 
             .iter()
             .flat_map(|p| [p.netns.as_str(), &p.node_netns]),
     );
-    if let Some(f) = files.iter().find(|f| f.parent() != Some(dir)) {
+    if let Some(f) = files.iter().find(|f| !inside(dir, f)) {
         return Err(format!("{} is outside {}", f.display(), dir.display()));
     }
     if let Some(ns) = namespaces.iter().find(|ns| !is_lab_namespace(lab, ns)) {
@@ -177,6 +186,7 @@ mod tests {
             pods: 50,
             route_reflectors: 10,
             datastore: None,
+            podman: None,
         });
         let longest_socket = p
             .nodes
@@ -187,6 +197,30 @@ mod tests {
             .unwrap();
         assert!(longest_socket < 108, "{longest_socket}");
         assert!(p.pods.iter().all(|pod| pod.netns.len() <= 255));
+        assert_eq!(check_confined(&p, &name, &p.dir), Ok(()));
+        // With podman the sockets sit one folder deeper, in the node's.
+        let p = plan(&LabSpec {
+            name: &name,
+            mode: Mode::Bgp,
+            nodes: 200,
+            pods: 0,
+            route_reflectors: 10,
+            datastore: None,
+            podman: Some(super::super::plan::PodmanPlan {
+                image: "localhost/tortie:latest".into(),
+                root: None,
+                runroot: None,
+                containers_conf: p.dir.join("containers.conf"),
+            }),
+        });
+        let longest_socket = p
+            .nodes
+            .iter()
+            .chain(&p.route_reflectors)
+            .map(|n| n.control_socket.as_os_str().len())
+            .max()
+            .unwrap();
+        assert!(longest_socket < 108, "{longest_socket}");
         assert_eq!(check_confined(&p, &name, &p.dir), Ok(()));
     }
 
@@ -199,6 +233,7 @@ mod tests {
             pods: 1,
             route_reflectors: 0,
             datastore: None,
+            podman: None,
         });
         assert_eq!(check_confined(&p, "t", &p.dir), Ok(()));
         assert!(check_confined(&p, "u", &p.dir).is_err());
@@ -207,6 +242,9 @@ mod tests {
         assert!(check_confined(&bad, "t", &p.dir)
             .unwrap_err()
             .contains("/etc/passwd"));
+        let mut bad = p.clone();
+        bad.nodes[0].control_socket = "/run/tortie-lab/t/node1/../../../etc/x".into();
+        assert!(check_confined(&bad, "t", &p.dir).is_err());
         let mut bad = p.clone();
         bad.pods[0].netns = "other-node1-pod1".into();
         assert!(check_confined(&bad, "t", &p.dir).is_err());

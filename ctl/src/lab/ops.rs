@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::procs::{How, Outcome};
 use super::sys;
-use super::{bin_dir, load, require_root, NameArgs};
+use super::{load, require_root, NameArgs};
 
 /// `tortiectl lab pod ...`.
 #[derive(Debug, Subcommand)]
@@ -88,8 +88,8 @@ fn delete_pod(a: &PodArgs) -> anyhow::Result<()> {
         .iter()
         .find(|n| n.name == pod.node)
         .with_context(|| format!("pod {}: lab {lab:?} has no node {:?}", pod.name, pod.node))?;
-    let conf = super::plan::cni_conf(&state.plan, node);
-    sys::cni_del(&bin_dir()?, &pod, &conf)?;
+    let (bins, conf) = super::podman::cni_for(&state.plan, node)?;
+    sys::cni_del(&bins, &pod, &conf)?;
     if sys::lab_namespaces(lab).contains(&pod.netns) {
         sys::run("ip", &["netns", "del", &pod.netns])?;
     }
@@ -109,6 +109,10 @@ fn stop_node(a: &NodeStopArgs) -> anyhow::Result<()> {
     require_root()?;
     let lab = &a.name.name;
     let mut state = load(lab)?;
+    if super::podman::stop_agent(&state, &a.node, a.signal == StopSignal::Kill)? {
+        println!("tortie-node container of node {} stopped", a.node);
+        return Ok(());
+    }
     let pid = state.pids.get(&a.node).copied().with_context(|| {
         format!(
             "lab {lab:?} has no running tortie-node for node {:?}",

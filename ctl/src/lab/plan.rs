@@ -48,6 +48,33 @@ impl Mode {
     }
 }
 
+/// How each lab node runs its agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// `tortie-node` from tortiectl's own folder, a process in the node's namespace.
+    #[default]
+    Process,
+    /// `tortie-node` from the image in a podman container that joins the
+    /// node's namespace, after install-cni from the same image (as the
+    /// DaemonSet runs them).
+    Podman,
+}
+
+/// What `--runtime podman` runs and where podman keeps its containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodmanPlan {
+    /// The image (`localhost/tortie:latest`).
+    pub image: String,
+    /// podman `--root` (`None`: podman's own storage).
+    pub root: Option<PathBuf>,
+    /// podman `--runroot`.
+    pub runroot: Option<PathBuf>,
+    /// The `CONTAINERS_CONF` every podman call of the lab gets: the
+    /// caller's, or one of the lab's own in its folder.
+    pub containers_conf: PathBuf,
+}
+
 /// Where the lab puts its state.
 pub const STATE_ROOT: &str = "/run/tortie-lab";
 
@@ -114,6 +141,12 @@ pub struct Plan {
     /// connections from the router namespace to the host (etcd only).
     #[serde(default)]
     pub relay: Option<RelayPlan>,
+    /// How the nodes run their agents.
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// The image and storage of `--runtime podman`.
+    #[serde(default)]
+    pub podman: Option<PodmanPlan>,
 }
 
 impl Plan {
@@ -122,6 +155,11 @@ impl Plan {
     /// tortiectl on the host uses [`Plan::datastore`].
     pub fn agent_datastore(&self) -> &str {
         self.relay.as_ref().map_or(&self.datastore, |r| &r.url)
+    }
+
+    /// The SQLite file of a lab on its own datastore.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        self.datastore.strip_prefix("sqlite://").map(PathBuf::from)
     }
 }
 
@@ -188,16 +226,61 @@ pub fn relay_plan(url: &str, router_netns: &str, dir: &Path) -> Option<RelayPlan
     })
 }
 
-fn node_plan(dir: &Path, name: &str, netns: String, subnet: u8, host: u16) -> NodePlan {
+/// The host folders of a node of a `--runtime podman` lab, mounted into
+/// its containers where the DaemonSet mounts the host's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDirs {
+    /// → `/host/opt/cni/bin` of install-cni: the plugins the lab runs.
+    pub cni_bin: PathBuf,
+    /// → `/host/etc/cni/net.d` of install-cni: the conflist the lab uses.
+    pub cni_net: PathBuf,
+    /// → `/var/lib/calico` of the agent (its MTU file).
+    pub calico: PathBuf,
+    /// → `/run/tortie` of the agent (its control socket).
+    pub run: PathBuf,
+    /// → `/run/xtables.lock` of the agent.
+    pub xtables_lock: PathBuf,
+}
+
+/// The host folders of node `node` of the lab in `dir`.
+pub fn host_dirs(dir: &Path, node: &str) -> HostDirs {
+    let d = dir.join(node);
+    HostDirs {
+        cni_bin: d.join("opt-cni-bin"),
+        cni_net: d.join("etc-cni-net.d"),
+        calico: d.join("calico"),
+        run: d.join("run"),
+        xtables_lock: d.join("xtables.lock"),
+    }
+}
+
+fn node_plan(
+    dir: &Path,
+    runtime: Runtime,
+    name: &str,
+    netns: String,
+    subnet: u8,
+    host: u16,
+) -> NodePlan {
+    let (control_socket, mtu_file) = match runtime {
+        Runtime::Process => (
+            dir.join(format!("{name}.sock")),
+            dir.join(format!("{name}.mtu")),
+        ),
+        Runtime::Podman => {
+            let h = host_dirs(dir, name);
+            (h.run.join("node.sock"), h.calico.join("mtu"))
+        }
+    };
     NodePlan {
         name: name.to_string(),
         netns,
         subnet,
         ip: format!("10.0.{subnet}.{host}/24"),
         router_if: format!("r-{name}"),
-        control_socket: dir.join(format!("{name}.sock")),
+        control_socket,
         log: dir.join(format!("{name}.log")),
-        mtu_file: dir.join(format!("{name}.mtu")),
+        mtu_file,
     }
 }
 
@@ -221,6 +304,8 @@ pub struct LabSpec<'a> {
     pub route_reflectors: u8,
     /// Datastore URL (`None`: SQLite in the state directory).
     pub datastore: Option<&'a str>,
+    /// The image and storage for `--runtime podman` (`None`: processes).
+    pub podman: Option<PodmanPlan>,
 }
 
 /// Lays out the nodes (the first half on subnet 1, the rest on subnet 2)
@@ -229,23 +314,30 @@ pub fn plan(spec: &LabSpec<'_>) -> Plan {
     let (name, mode, nodes, pods, datastore) =
         (spec.name, spec.mode, spec.nodes, spec.pods, spec.datastore);
     let dir = state_dir(name);
+    let runtime = if spec.podman.is_some() {
+        Runtime::Podman
+    } else {
+        Runtime::Process
+    };
+    let node_at =
+        |name: &str, netns, subnet, host| node_plan(&dir, runtime, name, netns, subnet, host);
     let first_half = nodes.div_ceil(2);
     let node_plans: Vec<NodePlan> = (1..=nodes)
         .map(|i| {
             let subnet = if i <= first_half { 1 } else { 2 };
             let n = format!("node{i}");
-            node_plan(&dir, &n, format!("{name}-{n}"), subnet, 10 + u16::from(i))
+            node_at(&n, format!("{name}-{n}"), subnet, 10 + u16::from(i))
         })
         .collect();
     let route_reflectors = (1..=spec.route_reflectors)
         .map(|k| {
             let n = format!("rr{k}");
-            node_plan(&dir, &n, format!("{name}-{n}"), 1, 240 + u16::from(k))
+            node_at(&n, format!("{name}-{n}"), 1, 240 + u16::from(k))
         })
         .collect();
     let router_node = mode
         .router_runs_bgp()
-        .then(|| node_plan(&dir, "router", format!("{name}-router"), 1, 1));
+        .then(|| node_at("router", format!("{name}-router"), 1, 1));
     let pod_plans = node_plans
         .iter()
         .flat_map(|n| {
@@ -257,10 +349,12 @@ pub fn plan(spec: &LabSpec<'_>) -> Plan {
             })
         })
         .collect();
-    let datastore = datastore.map_or_else(
-        || format!("sqlite://{}", dir.join("tortie.db").display()),
-        str::to_string,
-    );
+    // A container gets the database's folder mounted at the same path.
+    let db = match runtime {
+        Runtime::Process => dir.join("tortie.db"),
+        Runtime::Podman => dir.join("db").join("tortie.db"),
+    };
+    let datastore = datastore.map_or_else(|| format!("sqlite://{}", db.display()), str::to_string);
     let router_netns = format!("{name}-router");
     Plan {
         name: name.to_string(),
@@ -273,6 +367,8 @@ pub fn plan(spec: &LabSpec<'_>) -> Plan {
         router_node,
         route_reflectors,
         pods: pod_plans,
+        runtime,
+        podman: spec.podman.clone(),
     }
 }
 
@@ -333,6 +429,7 @@ mod tests {
             pods,
             route_reflectors: 0,
             datastore: ds,
+            podman: None,
         }
     }
 

@@ -33,6 +33,11 @@ pub struct LabState {
     /// signalled only while it still matches (see [`procs`]).
     #[serde(default)]
     pub processes: BTreeMap<u32, ProcIdentity>,
+    /// `--runtime podman`: the ID of each container the lab created, by
+    /// node name (`node1`; `node1/install-cni` while that one exists).
+    /// `lab down` removes exactly these.
+    #[serde(default)]
+    pub containers: BTreeMap<String, String>,
 }
 
 impl LabState {
