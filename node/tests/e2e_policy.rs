@@ -329,6 +329,35 @@ fn check(lab: &Lab, step: &str) -> Vec<Matrix> {
     want
 }
 
+fn nft(netns: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "nft"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rules in `netns`'s policy table.
+fn rule_count(netns: &str) -> usize {
+    let v: Value = serde_json::from_str(&nft(
+        netns,
+        &["-j", "list", "table", "inet", "tortie-policy"],
+    ))
+    .unwrap();
+    v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o.get("rule").is_some())
+        .count()
+}
+
 fn denied(m: &Matrix) -> usize {
     m.values().flat_map(|r| r.values()).filter(|v| !**v).count()
 }
@@ -447,6 +476,18 @@ spec:
     );
     let m2 = check(&lab, "calico policies");
     assert_ne!(m1, m2, "the Calico policies change the matrices");
+
+    // Repair: someone flushes node1's policy table; the agent restores it.
+    let node1 = lab.node("node1").netns;
+    let before = rule_count(&node1);
+    assert!(before > 0, "node1's policy table has rules");
+    nft(&node1, &["flush", "table", "inet", "tortie-policy"]);
+    let r =
+        tortie_testkit::wait_until("table restored", ENFORCE, Duration::from_millis(50), || {
+            rule_count(&node1) == before
+        });
+    assert!(r.is_ok(), "{r:?}: {} rules of {before}", rule_count(&node1));
+    assert_eq!(check(&lab, "after repair"), m2);
 
     // 3. A label change: y/b becomes pod=a (a set update) and the matrix flips.
     lab.tortiectl(

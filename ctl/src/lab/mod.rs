@@ -625,7 +625,12 @@ fn probe_cmd(a: &ProbeArgs) -> anyhow::Result<()> {
         (Some(f), Some(t)) => {
             let from = target(&state, find_pod(&state, f)?)?;
             let to = target(&state, find_pod(&state, t)?)?;
-            let m = probe::matrix(std::slice::from_ref(&from), std::slice::from_ref(&to), a.port, proto)?;
+            let m = probe::matrix(
+                std::slice::from_ref(&from),
+                std::slice::from_ref(&to),
+                a.port,
+                proto,
+            )?;
             let ok = m.get(&from.id).and_then(|r| r.get(&to.id)) == Some(&true);
             let verdict = if ok { "allowed" } else { "denied" };
             if a.output == StatusFormat::Json {
