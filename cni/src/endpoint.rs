@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tortie_datastore::typed::{self, TypedError};
 use tortie_ipam_core::{DatastoreIpamStore, Ipam};
+use tortie_model::profile::NAMESPACE_PROFILE_PREFIX;
 use tortie_model::{Kind, ObjectMeta, Resource, WorkloadEndpoint, WorkloadEndpointSpec};
 
 use crate::config::NetConf;
@@ -48,6 +49,11 @@ fn build(
         "projectcalico.org/orchestrator".into(),
         id.orchestrator.into(),
     );
+    // As Calico's CNI plugin: the namespace's profile, whose labels
+    // (`pcns.*`) namespaceSelectors match and whose default rules allow
+    // the pod's traffic when no policy applies. Endpoints without
+    // Kubernetes arguments live in namespace `default` and get its profile.
+    let profiles = vec![format!("{NAMESPACE_PROFILE_PREFIX}{}", id.namespace)];
     let mut metadata = ObjectMeta::named(id.name);
     metadata.namespace = Some(id.namespace);
     metadata.labels = labels;
@@ -71,6 +77,7 @@ fn build(
             ipv4_gateway: has_v4.then_some(POD_GATEWAY_V4),
             interface_name: host_veth.to_string(),
             mac,
+            profiles,
             ..WorkloadEndpointSpec::default()
         },
     })

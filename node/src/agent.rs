@@ -9,8 +9,9 @@
 //! (a Cease / Administrative Shutdown NOTIFICATION, or with
 //! `--shutdown-mode graceful-restart` a close without one so that the peers
 //! keep our routes through the restart), the servers stop (the control
-//! socket's file is removed), the dataplane loop stops (the kernel state
-//! stays: the next start is a graceful restart), then the syncer.
+//! socket's file is removed), the dataplane loop and the network-policy
+//! task stop (the kernel state and the policy table stay: the next start
+//! is a graceful restart), then the syncer.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use crate::feed::{felix_input, FeedContext};
 use crate::felixcfg::{effective, DataplaneSettings};
 use crate::handlers::{Agent, AgentStart};
 use crate::learned::Learned;
+use crate::netpol::{PolicyState, PolicyTask};
 use crate::peers::LocalIdentity;
 use crate::serve::{serve, Limits, ServerStats};
 use crate::server::{bind_control, bind_http, ControlService, HttpService};
@@ -117,6 +119,9 @@ pub struct Shared {
     pub fib: Option<Arc<Mutex<FibState>>>,
     /// The latest snapshot.
     pub snapshot: Mutex<Snapshot>,
+    /// Network-policy state from the policy task (`None` when policy is
+    /// not enforced: `--dataplane none`, or no `nft`).
+    pub policy: Option<Arc<Mutex<PolicyState>>>,
 }
 
 impl Shared {
@@ -164,8 +169,17 @@ impl Shared {
         }
     }
 
+    /// Whether the last program of the policy table succeeded (true
+    /// without policy).
+    pub fn policy_ok(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_none_or(|p| p.lock().unwrap_or_else(|e| e.into_inner()).ok())
+    }
+
     /// Ready: every peer Established (with End-of-RIB received) or known
-    /// down (it failed with an error), and the FIB in sync.
+    /// down (it failed with an error), the FIB in sync, and the last
+    /// program of the policy table successful.
     pub fn ready_with(&self, peers: &[PeerStatus]) -> bool {
         let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
         let peers_ok = peers.iter().all(|p| {
@@ -175,7 +189,7 @@ impl Shared {
                 p.last_error.is_some()
             }
         });
-        peers_ok && self.fib_report().in_sync
+        peers_ok && self.fib_report().in_sync && self.policy_ok()
     }
 }
 
@@ -218,6 +232,7 @@ fn start_syncer(cfg: &AgentConfig) -> (JoinHandle<()>, mpsc::Receiver<Snapshot>)
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip,
         node_ip6: cfg.node_ip6,
+        policy: cfg.dataplane,
     };
     (tokio::task::spawn_blocking(move || sync::run(sc, tx)), rx)
 }
@@ -284,6 +299,20 @@ fn start_dataplane(
     (Some(DataplaneTask::start(dc, fib.clone())), Some(fib))
 }
 
+/// Starts the network-policy task when the agent programs the kernel and
+/// `nft` is installed.
+fn start_policy(cfg: &AgentConfig) -> (Option<PolicyTask>, Option<Arc<Mutex<PolicyState>>>) {
+    if !cfg.dataplane {
+        return (None, None);
+    }
+    if !crate::dataplane::nft_present() {
+        tracing::warn!("nft not found: network policy is NOT enforced on this node");
+        return (None, None);
+    }
+    let state = Arc::new(Mutex::new(PolicyState::default()));
+    (Some(PolicyTask::start(state.clone())), Some(state))
+}
+
 /// Binds both servers and starts them under `stop`.
 async fn start_servers(
     cfg: &AgentConfig,
@@ -330,6 +359,7 @@ impl Tree {
         speaker: Option<SpeakerHandle>,
         mode: ShutdownMode,
         dataplane: Option<DataplaneTask>,
+        netpol: Option<PolicyTask>,
         snap_rx: mpsc::Receiver<Snapshot>,
     ) {
         if let Some(s) = speaker {
@@ -358,6 +388,14 @@ impl Tree {
                 tracing::warn!("the dataplane did not stop in time");
             }
         }
+        if let Some(np) = netpol {
+            if tokio::time::timeout(DATAPLANE_STOP, np.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the policy task did not stop in time");
+            }
+        }
         drop(snap_rx);
         join_within("syncer", self.syncer, SYNCER_STOP).await;
         tracing::info!("stopped");
@@ -383,7 +421,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     };
     let Some(first) = first else {
         let stopped = tree.syncer.is_finished();
-        tree.shutdown(None, cfg.shutdown, None, snap_rx).await;
+        tree.shutdown(None, cfg.shutdown, None, None, snap_rx).await;
         return if stopped {
             Err(AgentError::SyncerStopped)
         } else {
@@ -393,13 +431,14 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut agent = match start_agent(&cfg, router_id, &first, &mut tree).await {
         Ok(a) => a,
         Err(e) => {
-            tree.shutdown(None, cfg.shutdown, None, snap_rx).await;
+            tree.shutdown(None, cfg.shutdown, None, None, snap_rx).await;
             return Err(e);
         }
     };
     let result = main_loop(&mut agent, first, &mut snap_rx, &mut signals).await;
     let speaker = agent.shared.speaker();
-    tree.shutdown(Some(speaker), cfg.shutdown, agent.dataplane.take(), snap_rx)
+    let (dp, np) = (agent.dataplane.take(), agent.netpol.take());
+    tree.shutdown(Some(speaker), cfg.shutdown, dp, np, snap_rx)
         .await;
     result
 }
@@ -421,6 +460,7 @@ async fn start_agent(
         crate::bgp::start(params, router_id, Some(built.policy.clone()), restart).await?;
     let fib_rx = speaker.subscribe_fib().await?;
     let (dataplane, fib) = start_dataplane(cfg, first, restart);
+    let (netpol, policy) = start_policy(cfg);
     let shared = Arc::new(Shared {
         node: cfg.node_name.clone(),
         router_id,
@@ -429,6 +469,7 @@ async fn start_agent(
         learned: Mutex::new(Learned::default()),
         fib,
         snapshot: Mutex::new(Snapshot::default()),
+        policy,
     });
     let agent = Agent::new(AgentStart {
         me: LocalIdentity {
@@ -441,6 +482,7 @@ async fn start_agent(
         bgp_port_flag: cfg.bgp_port,
         shared: shared.clone(),
         dataplane,
+        netpol,
         params,
         policy: built.policy,
         events,
@@ -453,6 +495,9 @@ async fn start_agent(
             let mut agent = agent;
             if let Some(dp) = agent.dataplane.take() {
                 dp.stop().await;
+            }
+            if let Some(np) = agent.netpol.take() {
+                np.stop().await;
             }
             return Err(e);
         }

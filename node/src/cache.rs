@@ -4,11 +4,19 @@
 //! I/O, the syncer feeds it lists and events.
 //!
 //! What it holds ([`Scope`]): every Node, BGPConfiguration, BGPPeer,
-//! IPPool and FelixConfiguration, every IPAM block and block affinity, and only this node's
-//! WorkloadEndpoints (through tortie's per-node index of endpoints,
-//! `/index/v1/workloadendpoints/<node>/`, not Calico's namespace-first
-//! keys): a node's felix programs its own workloads and routes other
-//! nodes' blocks, so the other endpoints of the cluster are never read.
+//! IPPool and FelixConfiguration, every IPAM block and block affinity, and
+//! this node's WorkloadEndpoints (through tortie's per-node index of
+//! endpoints, `/index/v1/workloadendpoints/<node>/`, not Calico's
+//! namespace-first keys): a node's felix programs its own workloads and
+//! routes other nodes' blocks.
+//!
+//! When the node enforces network policy ([`Scope::with_policy`]), also
+//! every NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet
+//! and Profile, and every WorkloadEndpoint of the cluster, kept as the
+//! little policy needs of it ([`slim_endpoint`]: labels, addresses,
+//! profiles, named ports): a rule's source or destination selector can
+//! match a pod anywhere. A BGP-only agent (`--dataplane none`) reads none
+//! of these.
 
 use std::collections::BTreeMap;
 
@@ -20,13 +28,14 @@ use tortie_ipam_core::store::keys::parse_key;
 use tortie_ipam_core::store::IpamKey;
 use tortie_model::ipam::{AffinityState, AllocationBlock, BlockAffinity};
 use tortie_model::{
-    BgpConfiguration, BgpPeer, FelixConfiguration, IpPool, Kind, Node, Resource, WorkloadEndpoint,
+    BgpConfiguration, BgpPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IpPool,
+    Kind, NetworkPolicy, NetworkSet, Node, Profile, Resource, WorkloadEndpoint,
 };
 
 use crate::snapshot::Snapshot;
 
 /// The kinds of entries, in [`Scope::prefixes`] order (metric labels).
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 14] = [
     "node",
     "bgpconfiguration",
     "bgppeer",
@@ -35,7 +44,16 @@ pub const SECTIONS: [&str; 8] = [
     "block",
     "affinity",
     "felixconfiguration",
+    "networkpolicy",
+    "globalnetworkpolicy",
+    "networkset",
+    "globalnetworkset",
+    "profile",
+    "clusterworkloadendpoint",
 ];
+
+/// The section of every WorkloadEndpoint of the cluster (policy only).
+const CLUSTER_ENDPOINTS: usize = 13;
 
 /// The sections holding IPAM entries (the others hold resources).
 const IPAM_SECTIONS: [usize; 2] = [5, 6];
@@ -47,24 +65,48 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// What node `me` reads.
+    /// What node `me` reads to route (no network policy).
     pub fn for_node(me: &str) -> Self {
-        let res = |k| keys::resource_prefix(key_plural(k));
-        Self {
-            prefixes: vec![
-                res(Kind::Node),
-                res(Kind::BgpConfiguration),
-                res(Kind::BgpPeer),
-                res(Kind::IpPool),
-                keys::workload_index_prefix(me),
-                format!("{}assignment/", keys::IPAM),
-                format!("{}host/", keys::IPAM),
-                res(Kind::FelixConfiguration),
-            ],
-        }
+        Self::new(me, false)
     }
 
-    /// The prefixes, one per section of [`SECTIONS`].
+    /// What node `me` reads to route and enforce network policy.
+    pub fn with_policy(me: &str) -> Self {
+        Self::new(me, true)
+    }
+
+    fn new(me: &str, policy: bool) -> Self {
+        let res = |k| keys::resource_prefix(key_plural(k));
+        let mut prefixes = vec![
+            res(Kind::Node),
+            res(Kind::BgpConfiguration),
+            res(Kind::BgpPeer),
+            res(Kind::IpPool),
+            keys::workload_index_prefix(me),
+            format!("{}assignment/", keys::IPAM),
+            format!("{}host/", keys::IPAM),
+            res(Kind::FelixConfiguration),
+        ];
+        if policy {
+            prefixes.extend([
+                res(Kind::NetworkPolicy),
+                res(Kind::GlobalNetworkPolicy),
+                res(Kind::NetworkSet),
+                res(Kind::GlobalNetworkSet),
+                res(Kind::Profile),
+                res(Kind::WorkloadEndpoint),
+            ]);
+        }
+        Self { prefixes }
+    }
+
+    /// Whether policy resources are in scope.
+    pub fn policy(&self) -> bool {
+        self.prefixes.len() > CLUSTER_ENDPOINTS
+    }
+
+    /// The prefixes, one per section of [`SECTIONS`] (the first eight
+    /// without policy).
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes
     }
@@ -86,6 +128,13 @@ enum Item {
     Block(Box<AllocationBlock>),
     Affinity(String, IpNet, BlockAffinity),
     FelixConfig(Box<FelixConfiguration>),
+    NetworkPolicy(Box<NetworkPolicy>),
+    GlobalNetworkPolicy(Box<GlobalNetworkPolicy>),
+    NetworkSet(Box<NetworkSet>),
+    GlobalNetworkSet(Box<GlobalNetworkSet>),
+    Profile(Box<Profile>),
+    /// Any node's endpoint, slimmed for policy.
+    ClusterEndpoint(Box<WorkloadEndpoint>),
 }
 
 /// An entry with the revision of its last change.
@@ -123,16 +172,44 @@ fn bad(key: &str, message: impl ToString) -> DecodeError {
     }
 }
 
-fn decode_resource(kv: &KeyValue) -> Result<Item, DecodeError> {
+/// What policy needs of another node's endpoint: its name, namespace,
+/// labels, node, interface, addresses, profiles and named ports; the rest
+/// (container id, MAC, gateways, NAT) is dropped to keep the cache small.
+pub fn slim_endpoint(w: WorkloadEndpoint) -> WorkloadEndpoint {
+    let mut meta = tortie_model::ObjectMeta::named(w.metadata.name);
+    meta.namespace = w.metadata.namespace;
+    meta.labels = w.metadata.labels;
+    WorkloadEndpoint {
+        metadata: meta,
+        spec: tortie_model::WorkloadEndpointSpec {
+            orchestrator: w.spec.orchestrator,
+            node: w.spec.node,
+            interface_name: w.spec.interface_name,
+            ip_networks: w.spec.ip_networks,
+            profiles: w.spec.profiles,
+            ports: w.spec.ports,
+            ..Default::default()
+        },
+    }
+}
+
+fn decode_resource(section: usize, kv: &KeyValue) -> Result<Item, DecodeError> {
     let r = typed::decode(kv).map_err(|e| bad(&kv.key, e))?;
     Ok(match r {
+        Resource::WorkloadEndpoint(w) if section == CLUSTER_ENDPOINTS => {
+            Item::ClusterEndpoint(Box::new(slim_endpoint(w)))
+        }
+        Resource::NetworkPolicy(p) => Item::NetworkPolicy(Box::new(p)),
+        Resource::GlobalNetworkPolicy(p) => Item::GlobalNetworkPolicy(Box::new(p)),
+        Resource::NetworkSet(n) => Item::NetworkSet(Box::new(n)),
+        Resource::GlobalNetworkSet(n) => Item::GlobalNetworkSet(Box::new(n)),
+        Resource::Profile(p) => Item::Profile(Box::new(p)),
         Resource::Node(n) => Item::Node(n),
         Resource::BgpConfiguration(c) => Item::BgpConfig(Box::new(c)),
         Resource::BgpPeer(p) => Item::BgpPeer(p),
         Resource::IpPool(p) => Item::Pool(p),
         Resource::WorkloadEndpoint(w) => Item::Workload(Box::new(w)),
         Resource::FelixConfiguration(f) => Item::FelixConfig(Box::new(f)),
-        other => return Err(bad(&kv.key, format!("unexpected kind {}", other.kind()))),
     })
 }
 
@@ -172,7 +249,7 @@ impl Cache {
         if IPAM_SECTIONS.contains(&section) {
             decode_ipam(kv)
         } else {
-            decode_resource(kv)
+            decode_resource(section, kv)
         }
     }
 
@@ -278,10 +355,19 @@ impl Cache {
                     }
                 }
                 Item::FelixConfig(f) => s.felix_configs.push((**f).clone()),
+                Item::NetworkPolicy(p) => s.policy.network_policies.push((**p).clone()),
+                Item::GlobalNetworkPolicy(p) => {
+                    s.policy.global_network_policies.push((**p).clone())
+                }
+                Item::NetworkSet(n) => s.policy.network_sets.push((**n).clone()),
+                Item::GlobalNetworkSet(n) => s.policy.global_network_sets.push((**n).clone()),
+                Item::Profile(p) => s.policy.profiles.push((**p).clone()),
+                Item::ClusterEndpoint(w) => s.policy.endpoints.push((**w).clone()),
             }
         }
         s.blocks.sort_by_key(|b| b.cidr);
         s.affinities.sort();
+        s.policy.enabled = self.scope.policy();
         s
     }
 }
@@ -316,7 +402,8 @@ mod tests {
     #[test]
     fn the_scope_is_this_nodes_endpoints_and_the_clusters_routing_resources() {
         let s = Scope::for_node("n1");
-        assert_eq!(s.prefixes().len(), SECTIONS.len());
+        assert_eq!(s.prefixes().len(), CLUSTER_ENDPOINTS - 5);
+        assert!(!s.policy());
         assert_eq!(
             s.section("/resources/v3/projectcalico.org/nodes/n2"),
             Some(0)
@@ -405,7 +492,41 @@ mod tests {
         );
         assert_eq!(s.blocks.len(), 1);
         assert_eq!(s.workloads.len(), 1);
-        assert_eq!(c.counts(), [0, 0, 0, 0, 1, 1, 2, 0]);
+        assert_eq!(c.counts(), [0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn with_policy_every_endpoint_and_the_policy_kinds_are_read_slimmed() {
+        let s = Scope::with_policy("n1");
+        assert_eq!(s.prefixes().len(), SECTIONS.len());
+        assert!(s.policy());
+        let calico_key = "/resources/v3/projectcalico.org/workloadendpoints/ns/w";
+        assert_eq!(s.section(calico_key), Some(CLUSTER_ENDPOINTS));
+        assert_eq!(s.section("/index/v1/workloadendpoints/n1/ns/w"), Some(4));
+        assert_eq!(
+            s.section("/resources/v3/projectcalico.org/globalnetworkpolicies/p"),
+            Some(9)
+        );
+        let mut c = Cache::new(s);
+        // Another node's endpoint, with a MAC and a container id policy does not read.
+        let v = r#"{"apiVersion":"projectcalico.org/v3","kind":"WorkloadEndpoint","metadata":{"name":"w","namespace":"ns","labels":{"app":"db"}},"spec":{"node":"n2","interfaceName":"cali1","ipNetworks":["10.244.1.1/32"],"mac":"aa:bb:cc:dd:ee:ff","containerID":"abc","profiles":["kns.ns"]}}"#;
+        assert_eq!(c.apply(&WatchEvent::Put(kv(calico_key, v, 3))), Ok(true));
+        let gnp = r#"{"apiVersion":"projectcalico.org/v3","kind":"GlobalNetworkPolicy","metadata":{"name":"p"},"spec":{"selector":"all()","ingress":[{"action":"Allow"}]}}"#;
+        let gkey = "/resources/v3/projectcalico.org/globalnetworkpolicies/p";
+        assert_eq!(c.apply(&WatchEvent::Put(kv(gkey, gnp, 4))), Ok(true));
+        let snap = c.snapshot();
+        assert!(snap.policy.enabled);
+        assert!(snap.workloads.is_empty(), "not ours: no route for it");
+        let w = &snap.policy.endpoints[0];
+        assert_eq!(w.metadata.labels.get("app").map(String::as_str), Some("db"));
+        assert_eq!(w.spec.profiles, ["kns.ns"]);
+        assert_eq!(w.spec.ip_networks.len(), 1);
+        assert!(w.spec.mac.is_empty() && w.spec.container_id.is_empty());
+        assert_eq!(snap.policy.global_network_policies.len(), 1);
+        // Without policy none of it is in scope.
+        let mut c = Cache::new(Scope::for_node("n1"));
+        assert_eq!(c.apply(&WatchEvent::Put(kv(gkey, gnp, 4))), Ok(false));
+        assert!(!c.snapshot().policy.enabled);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::bgp::SpeakerParams;
 use crate::dataplane::DataplaneTask;
 use crate::feed::{felix_input, FeedContext};
 use crate::felixcfg::DataplaneSettings;
+use crate::netpol::{policy_input, PolicyTask};
 use crate::peers::{desired_peers, diff, LocalIdentity, PeerMap};
 use crate::snapshot::Snapshot;
 
@@ -33,6 +34,8 @@ pub(crate) struct Agent {
     running: PeerMap,
     originated: BTreeSet<Prefix>,
     pub(crate) dataplane: Option<DataplaneTask>,
+    /// The network-policy task.
+    pub(crate) netpol: Option<PolicyTask>,
     last_input: Option<FelixInput>,
     last_settings: Option<DataplaneSettings>,
     connected: Vec<IpNet>,
@@ -105,6 +108,9 @@ impl Agent {
             }
         }
         self.originate(&snap).await;
+        if let Some(np) = &self.netpol {
+            np.set_input(policy_input(&snap, &self.me.name));
+        }
         *self
             .shared
             .snapshot
@@ -274,6 +280,7 @@ impl Agent {
             running: PeerMap::new(),
             originated: BTreeSet::new(),
             dataplane: start.dataplane,
+            netpol: start.netpol,
             last_input: None,
             last_settings: None,
             connected: Vec::new(),
@@ -293,6 +300,7 @@ pub(crate) struct AgentStart {
     pub bgp_port_flag: Option<u16>,
     pub shared: Arc<Shared>,
     pub dataplane: Option<DataplaneTask>,
+    pub netpol: Option<PolicyTask>,
     pub params: SpeakerParams,
     pub policy: PolicyConfig,
     pub events: EventRx,

@@ -144,6 +144,7 @@ pub async fn metrics(shared: &Shared) -> String {
     let peers = shared.peers().await;
     let mut m = render_metrics(&peers);
     fib_metrics(shared, &mut m);
+    policy_metrics(shared, &mut m);
     ipam_metrics(shared, &mut m);
     crate::sync_metrics::render(&mut m);
     m
@@ -170,6 +171,75 @@ fn fib_metrics(shared: &Shared, m: &mut String) {
         m,
         "tortie_fib_reconcile_seconds_bucket{{le=\"+Inf\"}} {}\ntortie_fib_reconcile_seconds_sum {}\ntortie_fib_reconcile_seconds_count {}",
         f.reconcile_count, f.reconcile_sum, f.reconcile_count
+    );
+}
+
+fn policy_metrics(shared: &Shared, m: &mut String) {
+    let Some(p) = &shared.policy else { return };
+    let p = p.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let rows = [
+        (
+            "policy_programs_total",
+            "counter",
+            "Programs of the policy table that wrote a change.",
+            p.programs,
+        ),
+        (
+            "policy_errors_total",
+            "counter",
+            "Programs of the policy table that failed.",
+            p.errors,
+        ),
+        (
+            "policy_repairs_total",
+            "counter",
+            "Times the policy table was changed by someone else and restored.",
+            p.repairs,
+        ),
+        (
+            "policy_rules",
+            "gauge",
+            "Rules in the policy table.",
+            p.rules,
+        ),
+        (
+            "policy_sets",
+            "gauge",
+            "Named sets in the policy table.",
+            p.sets,
+        ),
+        (
+            "policy_endpoints",
+            "gauge",
+            "Local workload endpoints policed.",
+            p.endpoints,
+        ),
+        (
+            "policy_in_sync",
+            "gauge",
+            "1 when the last program of the policy table succeeded.",
+            u64::from(p.ok()),
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(
+            m,
+            "# HELP tortie_{name} {help}\n# TYPE tortie_{name} {kind}\ntortie_{name} {v}"
+        );
+    }
+    let _ = writeln!(m, "# HELP tortie_policy_program_seconds Time to compile and program the policy table.\n# TYPE tortie_policy_program_seconds histogram");
+    let mut cum = 0;
+    for (b, n) in crate::netpol::BUCKETS.iter().zip(p.buckets.iter()) {
+        cum += n;
+        let _ = writeln!(
+            m,
+            "tortie_policy_program_seconds_bucket{{le=\"{b}\"}} {cum}"
+        );
+    }
+    let _ = writeln!(
+        m,
+        "tortie_policy_program_seconds_bucket{{le=\"+Inf\"}} {}\ntortie_policy_program_seconds_sum {}\ntortie_policy_program_seconds_count {}",
+        p.count, p.sum, p.count
     );
 }
 

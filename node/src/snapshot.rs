@@ -6,8 +6,29 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use tortie_model::ipam::AllocationBlock;
 use tortie_model::{
-    AsNumber, BgpConfigurationSpec, BgpPeer, FelixConfiguration, IpPool, Node, WorkloadEndpoint,
+    AsNumber, BgpConfigurationSpec, BgpPeer, FelixConfiguration, GlobalNetworkPolicy,
+    GlobalNetworkSet, IpPool, NetworkPolicy, NetworkSet, Node, Profile, WorkloadEndpoint,
 };
+
+/// What network policy reads (empty and `enabled: false` when the agent
+/// does not enforce policy).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyResources {
+    /// The syncer follows the policy kinds (a policy-enforcing agent).
+    pub enabled: bool,
+    /// Every WorkloadEndpoint of the cluster, slimmed to what policy reads.
+    pub endpoints: Vec<WorkloadEndpoint>,
+    /// Every NetworkPolicy (Kubernetes ones converted, `knp.default.*`).
+    pub network_policies: Vec<NetworkPolicy>,
+    /// Every GlobalNetworkPolicy.
+    pub global_network_policies: Vec<GlobalNetworkPolicy>,
+    /// Every NetworkSet.
+    pub network_sets: Vec<NetworkSet>,
+    /// Every GlobalNetworkSet.
+    pub global_network_sets: Vec<GlobalNetworkSet>,
+    /// Every Profile (Kubernetes namespaces converted, `kns.*`).
+    pub profiles: Vec<Profile>,
+}
 
 /// The resources and IPAM affinities tortie-node acts on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +50,8 @@ pub struct Snapshot {
     /// Every IPAM block with its allocations (borrowed addresses, the
     /// allocations-in-use metric).
     pub blocks: Vec<AllocationBlock>,
+    /// What network policy reads.
+    pub policy: PolicyResources,
 }
 
 impl Snapshot {

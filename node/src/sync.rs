@@ -57,6 +57,8 @@ pub struct SyncConfig {
     pub node_ip: IpNet,
     /// Our IPv6 node address with prefix length, when there is one.
     pub node_ip6: Option<IpNet>,
+    /// Follow what network policy reads (policy kinds, every endpoint).
+    pub policy: bool,
 }
 
 /// Writes our Node; returns the revision of the write.
@@ -221,6 +223,7 @@ mod tests {
             node_name: "n1".into(),
             node_ip: "10.0.1.5/24".parse().unwrap(),
             node_ip6: ip6.map(|s| s.parse().unwrap()),
+            policy: false,
         }
     }
 

@@ -68,7 +68,11 @@ impl Syncer {
         metrics: Arc<SyncMetrics>,
         one_watch: bool,
     ) -> Self {
-        let scope = Scope::for_node(&cfg.node_name);
+        let scope = if cfg.policy {
+            Scope::with_policy(&cfg.node_name)
+        } else {
+            Scope::for_node(&cfg.node_name)
+        };
         let node_key = typed::key_of(Kind::Node, None, &cfg.node_name);
         Self {
             cfg,

@@ -104,7 +104,7 @@ impl PingStream {
                 .unwrap_or_else(|| panic!("no pod {name}"))
                 .clone()
         };
-        let to_ip = s(&state["pod_ips"], to).to_string();
+        let to_ip = s(&state["pod_ips"], &format!("default/{to}")).to_string();
         let out = dir.join(format!("{from}-{to}.txt"));
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", s(&pod(from), "netns"), "ping", "-n", "-q"])

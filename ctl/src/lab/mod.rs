@@ -8,6 +8,7 @@ mod name;
 mod ops;
 mod plan;
 mod podman;
+mod probe;
 mod procs;
 mod relay;
 mod sys;
@@ -55,6 +56,31 @@ enum LabCommand {
     /// Relay etcd connections from the router namespace to the host (started by `up`).
     #[command(hide = true)]
     Relay(relay::RelayArgs),
+    /// Probe reachability: every pod pair (a matrix), or FROM to TO.
+    Probe(ProbeArgs),
+    /// Answer on TCP/UDP 80 and 81 inside a pod's namespace (started for every pod).
+    #[command(hide = true)]
+    Serve(probe::ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Source pod (`NS/POD`, or `POD` in namespace default); with TO, probe
+    /// one pair: exit 0 when allowed, 1 when denied.
+    from: Option<String>,
+    /// Target pod.
+    to: Option<String>,
+    /// Port (every pod answers on 80 and 81).
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// Transport.
+    #[arg(long, value_enum, default_value = "tcp")]
+    protocol: probe::Protocol,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: StatusFormat,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +184,8 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> anyhow::Result<()> {
         LabCommand::Pod(c) => ops::pod(c),
         LabCommand::Node(c) => ops::node(c),
         LabCommand::Relay(a) => relay::relay(a),
+        LabCommand::Probe(a) => probe_cmd(a),
+        LabCommand::Serve(a) => probe::serve(a),
     }
 }
 
@@ -266,6 +294,7 @@ fn up(a: &UpArgs, datastore: Option<&str>) -> anyhow::Result<()> {
         plan: p,
         pids: BTreeMap::new(),
         pod_ips: BTreeMap::new(),
+        servers: BTreeMap::new(),
         relay_pid: None,
         processes: BTreeMap::new(),
         containers: BTreeMap::new(),
@@ -402,19 +431,31 @@ fn settled(s: NodeStatus) -> bool {
 fn create_pods(state: &mut LabState) -> anyhow::Result<()> {
     for pod in state.plan.pods.clone() {
         check_interrupt()?;
-        sys::create_netns(&pod.netns)?;
-        let node = state
-            .plan
-            .nodes
-            .iter()
-            .find(|n| n.name == pod.node)
-            .context("pod without node")?;
-        let (bins, conf) = podman::cni_for(&state.plan, node)?;
-        let ip = sys::cni_add(&bins, &pod, &conf)?;
-        state.pod_ips.insert(pod.name.clone(), ip);
-        state.save()?;
+        create_pod(state, &pod)?;
     }
     Ok(())
+}
+
+/// Creates one planned pod: its namespace, CNI ADD (with its namespace and
+/// labels), its server on ports 80 and 81. The state is saved after each step.
+fn create_pod(state: &mut LabState, pod: &plan::PodPlan) -> anyhow::Result<()> {
+    sys::create_netns(&pod.netns)?;
+    let node = state
+        .plan
+        .nodes
+        .iter()
+        .find(|n| n.name == pod.node)
+        .context("pod without node")?;
+    let (bins, conf) = podman::cni_for(&state.plan, node)?;
+    let conf = plan::with_pod_args(conf, pod);
+    let ip = sys::cni_add(&bins, pod, &conf)?;
+    state.pod_ips.insert(pod.id(), ip);
+    state.save()?;
+    let log = state.plan.dir.join(format!("{}.serve.log", pod.netns));
+    let (pid, id) = sys::start_server(pod, &log)?;
+    state.servers.insert(pod.id(), pid);
+    state.processes.insert(pid, id);
+    state.save()
 }
 
 fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -454,7 +495,7 @@ type NodeResult<'a> = (&'a NodePlan, anyhow::Result<NodeStatus>);
 
 fn print_status_json(state: &LabState, statuses: &[NodeResult<'_>]) -> anyhow::Result<()> {
     let pods: Vec<serde_json::Value> = state.plan.pods.iter().map(|p| {
-        json!({"name": p.name, "node": p.node, "netns": p.netns, "ip": state.pod_ips.get(&p.name)})
+        json!({"id": p.id(), "name": p.name, "namespace": p.namespace, "labels": p.labels, "node": p.node, "netns": p.netns, "ip": state.pod_ips.get(&p.id())})
     }).collect();
     let nodes: Vec<serde_json::Value> = statuses.iter().map(|(n, s)| {
         let mut v = json!({"name": n.name, "ip": n.ip, "netns": n.netns, "control_socket": n.control_socket, "pid": state.pids.get(&n.name), "container": state.containers.get(&n.name)});
@@ -516,11 +557,11 @@ fn print_status(state: &LabState, format: StatusFormat) -> anyhow::Result<()> {
         .iter()
         .map(|p| {
             vec![
-                p.name.clone(),
+                p.id(),
                 p.node.clone(),
                 state
                     .pod_ips
-                    .get(&p.name)
+                    .get(&p.id())
                     .cloned()
                     .unwrap_or_else(|| "-".into()),
             ]
@@ -536,13 +577,7 @@ fn ping(a: &OutArgs) -> anyhow::Result<()> {
         .plan
         .pods
         .iter()
-        .filter_map(|p| {
-            Some((
-                p.name.clone(),
-                p.netns.clone(),
-                state.pod_ips.get(&p.name)?.clone(),
-            ))
-        })
+        .filter_map(|p| Some((p.id(), p.netns.clone(), state.pod_ips.get(&p.id())?.clone())))
         .collect();
     let failed: Vec<(String, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = pods
@@ -600,7 +635,8 @@ fn down(name: &str) -> anyhow::Result<()> {
                 Ok(n) => removed = n,
                 Err(e) => keep_state = e,
             }
-            for pid in state.pids.values().chain(&state.relay_pid) {
+            let pids = state.pids.values().chain(state.servers.values());
+            for pid in pids.chain(&state.relay_pid) {
                 match state.stop(*pid, How::Term) {
                     Outcome::Stopped => stopped += 1,
                     Outcome::Gone => {}
@@ -646,4 +682,96 @@ fn down(name: &str) -> anyhow::Result<()> {
         bail!("{}", errors.join("\n"));
     }
     Ok(())
+}
+
+/// Finds a pod by `NS/POD` or `POD` (namespace `default`).
+fn find_pod<'a>(state: &'a LabState, id: &str) -> anyhow::Result<&'a plan::PodPlan> {
+    let (ns, name) = id.split_once('/').unwrap_or(("default", id));
+    state
+        .plan
+        .pods
+        .iter()
+        .find(|p| p.namespace == ns && p.name == name)
+        .with_context(|| format!("lab {:?} has no pod {ns}/{name}", state.plan.name))
+}
+
+fn target(state: &LabState, p: &plan::PodPlan) -> anyhow::Result<probe::Target> {
+    let ip = state
+        .pod_ips
+        .get(&p.id())
+        .with_context(|| format!("pod {} has no address", p.id()))?;
+    Ok(probe::Target {
+        id: p.id(),
+        netns: p.netns.clone(),
+        ip: ip
+            .parse()
+            .with_context(|| format!("pod {}: bad address {ip}", p.id()))?,
+    })
+}
+
+/// `lab probe`: one pair (exit 1 when denied) or the matrix of every pair.
+fn probe_cmd(a: &ProbeArgs) -> anyhow::Result<()> {
+    require_root()?;
+    let state = load(&a.name.name)?;
+    let proto = a.protocol;
+    match (&a.from, &a.to) {
+        (Some(f), Some(t)) => {
+            let from = target(&state, find_pod(&state, f)?)?;
+            let to = target(&state, find_pod(&state, t)?)?;
+            let m = probe::matrix(
+                std::slice::from_ref(&from),
+                std::slice::from_ref(&to),
+                a.port,
+                proto,
+            )?;
+            let ok = m.get(&from.id).and_then(|r| r.get(&to.id)) == Some(&true);
+            let verdict = if ok { "allowed" } else { "denied" };
+            if a.output == StatusFormat::Json {
+                println!(
+                    "{}",
+                    json!({"from": from.id, "to": to.id, "port": a.port, "protocol": proto, "allowed": ok, "result": verdict})
+                );
+            } else {
+                println!("{} -> {} {:?}/{}: {verdict}", from.id, to.id, proto, a.port);
+            }
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        (None, None) => {
+            let all: Vec<probe::Target> = state
+                .plan
+                .pods
+                .iter()
+                .map(|p| target(&state, p))
+                .collect::<anyhow::Result<_>>()?;
+            let m = probe::matrix(&all, &all, a.port, proto)?;
+            if a.output == StatusFormat::Json {
+                println!(
+                    "{}",
+                    json!({"port": a.port, "protocol": proto, "matrix": m})
+                );
+            } else {
+                let ids: Vec<String> = all.iter().map(|t| t.id.clone()).collect();
+                let rows: Vec<Vec<String>> = ids
+                    .iter()
+                    .map(|f| {
+                        std::iter::once(f.clone())
+                            .chain(ids.iter().map(|t| {
+                                let ok = m.get(f).and_then(|r| r.get(t)) == Some(&true);
+                                if ok { "." } else { "X" }.to_string()
+                            }))
+                            .collect()
+                    })
+                    .collect();
+                let mut head = vec!["FROM \\ TO"];
+                head.extend(ids.iter().map(String::as_str));
+                println!("{proto:?} port {} (. allowed, X denied)", a.port);
+                print!("{}", boxed(&head, &rows));
+            }
+            Ok(())
+        }
+        _ => Err(UsageError("lab probe: give both FROM and TO, or neither".into()).into()),
+    }
 }

@@ -102,11 +102,21 @@ pub struct NodePlan {
     pub mtu_file: PathBuf,
 }
 
+fn default_namespace() -> String {
+    "default".into()
+}
+
 /// One pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodPlan {
-    /// `node1-pod1`.
+    /// Pod name, unique in its namespace (`node1-pod1` for those of `lab up`).
     pub name: String,
+    /// Its Kubernetes namespace (`default` for those of `lab up`).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Its labels (given to the CNI plugin as `args.cni.labels`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Its namespace.
     pub netns: String,
     /// Its node's name.
@@ -343,6 +353,8 @@ pub fn plan(spec: &LabSpec<'_>) -> Plan {
         .flat_map(|n| {
             (1..=pods).map(move |j| PodPlan {
                 name: format!("{}-pod{j}", n.name),
+                namespace: default_namespace(),
+                labels: Default::default(),
                 netns: format!("{name}-{}-pod{j}", n.name),
                 node: n.name.clone(),
                 node_netns: n.netns.clone(),
@@ -397,6 +409,29 @@ pub fn manifest(plan: &Plan) -> String {
 }
 
 /// The CNI network configuration for a pod on `node`.
+impl PodPlan {
+    /// `NAMESPACE/NAME`, as `lab status`, `lab ping` and `lab probe` show it.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The CNI configuration for `pod` on `node`: the node's, with the pod's
+/// labels as `args.cni.labels` (the CNI conventions a runtime follows).
+/// A plugin configuration with the pod's labels as a runtime passes them
+/// (`args.cni.labels`).
+pub fn with_pod_args(mut conf: serde_json::Value, pod: &PodPlan) -> serde_json::Value {
+    if !pod.labels.is_empty() {
+        let labels: Vec<serde_json::Value> = pod
+            .labels
+            .iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+            .collect();
+        conf["args"] = serde_json::json!({"cni": {"labels": labels}});
+    }
+    conf
+}
+
 pub fn cni_conf(plan: &Plan, node: &NodePlan) -> serde_json::Value {
     serde_json::json!({
         "cniVersion": "1.0.0",

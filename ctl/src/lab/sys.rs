@@ -24,8 +24,11 @@ pub struct LabState {
     pub plan: Plan,
     /// tortie-node PIDs by node name.
     pub pids: BTreeMap<String, u32>,
-    /// Pod IPs by pod name.
+    /// Pod IPs by pod id (`NS/POD`).
     pub pod_ips: BTreeMap<String, String>,
+    /// The PID of each pod's server (`lab serve`) by pod id.
+    #[serde(default)]
+    pub servers: BTreeMap<String, u32>,
     /// The etcd relay's PID (etcd datastores only).
     #[serde(default)]
     pub relay_pid: Option<u32>,
@@ -304,6 +307,40 @@ pub fn start_relay(relay: &RelayPlan) -> anyhow::Result<(u32, ProcIdentity)> {
     }
 }
 
+/// Starts the pod's server (`tortiectl lab serve`, TCP and UDP 80 and 81)
+/// and waits until it listens; its PID and identity.
+pub fn start_server(pod: &PodPlan, log: &Path) -> anyhow::Result<(u32, ProcIdentity)> {
+    let exe = std::env::current_exe().context("cannot find tortiectl's own path")?;
+    let log = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut child = Command::new(&exe)
+        .args(["lab", "serve", "--netns", &pod.netns, "--id", &pod.id()])
+        .env_remove("TORTIE_DATASTORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the pod server")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        BufReader::new(out).read_line(&mut line)?;
+    }
+    if line.trim() != "ready" {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the server of pod {} did not start", pod.id());
+    }
+    let pid = child.id();
+    match procs::record(pid, &exe) {
+        Ok(id) => Ok((pid, id)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e.context("the pod server"))
+        }
+    }
+}
+
 /// Runs the `tortie` CNI plugin with `command` (`ADD`, `DEL`) for `pod`
 /// inside its node's namespace as a runtime does: CNI_* environment, the
 /// network configuration on stdin. Fails with the plugin's output.
@@ -324,7 +361,7 @@ fn cni_run(
         .env("CNI_PATH", bin_dir)
         .env(
             "CNI_ARGS",
-            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={cid}", pod.name),
+            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={cid}", pod.namespace, pod.name),
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

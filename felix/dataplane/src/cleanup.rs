@@ -51,7 +51,7 @@ pub struct CleanupReport {
     pub vxlan_removed: bool,
     /// Addresses removed from tunl0.
     pub tunl0_addresses_removed: usize,
-    /// The nftables tables were removed.
+    /// The nftables tables were removed (NAT and the policy table).
     pub nat_removed: bool,
     /// The MTU file was removed.
     pub mtu_file_removed: bool,
@@ -118,6 +118,8 @@ pub fn cleanup(plan: &CleanupPlan) -> Result<CleanupReport, FelixError> {
     remove_devices(plan, &mut report)?;
     if plan.nat {
         NatProgrammer::new(plan.netns.as_deref(), &plan.config.nat_table).remove()?;
+        let table = tortie_felix::policy::PolicyConfig::default().table;
+        crate::policy::PolicyProgrammer::new(plan.netns.as_deref(), &table).remove()?;
         report.nat_removed = true;
     }
     let mtu = Path::new(&plan.config.mtu_file);

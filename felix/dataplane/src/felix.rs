@@ -66,6 +66,9 @@ pub enum FelixError {
     /// Reading routes failed.
     #[error(transparent)]
     Routes(#[from] ReconcileError<RouteError>),
+    /// The policy table could not be written or removed.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// Whether the device tunl0 is required to exist (kernels without IPIP can

@@ -35,8 +35,10 @@ const SUBSYS_NFTABLES: u16 = 10;
 const MSG_NEWGEN: u16 = 15;
 /// `NFTA_GEN_PROC_PID`.
 const GEN_PROC_PID: u16 = 2;
-/// `NFPROTO_IPV4` / `NFPROTO_IPV6`: the families of felix's tables.
+/// `NFPROTO_IPV4` / `NFPROTO_IPV6`: the families of felix's NAT tables.
 const FAMILIES: [u8; 2] = [2, 10];
+/// `NFPROTO_INET`: the family of felix's policy table.
+const INET: [u8; 1] = [1];
 /// How many of felix's recent `nft` children are remembered.
 const OWN_PIDS: usize = 16;
 
@@ -84,15 +86,25 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 #[derive(Debug)]
 pub struct NftWatch {
     table: String,
+    families: &'static [u8],
     touched: bool,
 }
 
 impl NftWatch {
-    /// Watches table `table` (both families).
+    /// Watches table `table` (families `ip` and `ip6`).
     pub fn new(table: &str) -> Self {
         Self {
             table: table.to_string(),
+            families: &FAMILIES,
             touched: false,
+        }
+    }
+
+    /// Watches table `inet TABLE` (felix's policy table).
+    pub fn inet(table: &str) -> Self {
+        Self {
+            families: &INET,
+            ..Self::new(table)
         }
     }
 
@@ -115,7 +127,7 @@ impl NftWatch {
             });
             return pid.filter(|_| touched);
         }
-        if FAMILIES.contains(&family) {
+        if self.families.contains(&family) {
             let name = attrs(body).find_map(|(t, v)| (t == 1).then_some(v));
             let name = name.map(|v| v.strip_suffix(&[0]).unwrap_or(v));
             if name == Some(self.table.as_bytes()) {
@@ -195,15 +207,36 @@ fn nft_loop(sock: Socket, mut w: NftWatch, own: OwnPids, sink: EventSink, stop: 
 }
 
 impl NftMonitor {
-    /// Watches `table` in the namespace at `netns`; commits by `own` PIDs are felix's.
+    /// Watches `ip`/`ip6` table `table` in the namespace at `netns`;
+    /// commits by `own` PIDs are felix's.
     pub fn start(
         netns: Option<&Path>,
         table: &str,
         own: OwnPids,
         sink: EventSink,
     ) -> Result<Self, NlError> {
+        Self::start_watch(netns, NftWatch::new(table), own, sink)
+    }
+
+    /// Watches `inet` table `table` (the policy table) in the namespace at
+    /// `netns`; a foreign commit is reported as [`KernelEvent::NatChanged`]
+    /// ("our table changed") on `sink`.
+    pub fn start_inet(
+        netns: Option<&Path>,
+        table: &str,
+        own: OwnPids,
+        sink: EventSink,
+    ) -> Result<Self, NlError> {
+        Self::start_watch(netns, NftWatch::inet(table), own, sink)
+    }
+
+    fn start_watch(
+        netns: Option<&Path>,
+        w: NftWatch,
+        own: OwnPids,
+        sink: EventSink,
+    ) -> Result<Self, NlError> {
         let sock = in_netns(netns, open_socket)??;
-        let w = NftWatch::new(table);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()

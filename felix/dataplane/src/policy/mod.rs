@@ -17,6 +17,7 @@ use tortie_felix::policy::nft::Ruleset;
 use tortie_felix::policy::{diff, full_replace};
 
 use crate::nftcmd::{self, NftError};
+use crate::nftmon::OwnPids;
 use nfrules::DumpError;
 use readback::{parse_listing, quick_view, summarize, ReadbackError};
 
@@ -66,6 +67,7 @@ pub struct PolicyProgrammer {
     netns: Option<PathBuf>,
     table: String,
     applied: Option<Ruleset>,
+    own: OwnPids,
 }
 
 impl PolicyProgrammer {
@@ -75,7 +77,14 @@ impl PolicyProgrammer {
             netns: netns.map(Path::to_path_buf),
             table: table.to_string(),
             applied: None,
+            own: OwnPids::default(),
         }
+    }
+
+    /// The PIDs of the `nft` processes that wrote the table (for an
+    /// nftables monitor, which must not report our own commits).
+    pub fn own_pids(&self) -> OwnPids {
+        self.own.clone()
     }
 
     /// The table name.
@@ -95,7 +104,11 @@ impl PolicyProgrammer {
     }
 
     fn run(&self, script: &str) -> Result<(), NftError> {
-        nftcmd::run(self.netns.as_deref(), &["-f", "-"], script).map(drop)
+        let own = self.own.clone();
+        nftcmd::run_with(self.netns.as_deref(), &["-f", "-"], script, move |pid| {
+            own.record(pid)
+        })
+        .map(drop)
     }
 
     /// Brings the table to `desired`: the minimal transaction from what was
