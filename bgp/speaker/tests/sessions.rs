@@ -56,9 +56,12 @@ async fn in_state(h: &SpeakerHandle, peer: &str, want: State) {
     .await;
 }
 
+/// (what, bytes, expected NOTIFICATION (code, subcode), expected data).
+type Hostile = (&'static str, Vec<u8>, (u8, u8), Option<Vec<u8>>);
+
 /// The BGP messages of the issue, each the first thing sent on a new
-/// connection: (what, bytes, expected NOTIFICATION code, subcode, data).
-fn hostile_first_messages() -> Vec<(&'static str, Vec<u8>, (u8, u8), Option<Vec<u8>>)> {
+/// connection.
+fn hostile_first_messages() -> Vec<Hostile> {
     let good = bytes(&[open(65002, 9, PEER)]);
     let mut bad_marker = good.clone();
     bad_marker[3] = 0;
