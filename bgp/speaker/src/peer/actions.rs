@@ -48,7 +48,10 @@ impl PeerRun<'_> {
         match out {
             Output::Connect => {
                 let cfg = self.sh.cfg.clone();
-                let timeout = cfg.timers.connect_retry();
+                // The FSM's ConnectRetryTimer abandons a hanging attempt and
+                // starts the next (RFC 4271 §8.2.2 Connect, Event 9); this
+                // bound only backs it up.
+                let timeout = cfg.timers.connect_retry() + std::time::Duration::from_secs(1);
                 self.connecting = Some(Box::pin(async move {
                     crate::transport::connect(&cfg, timeout).await
                 }));
