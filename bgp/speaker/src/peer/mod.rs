@@ -18,6 +18,7 @@ use conn::{Connection, ReadError};
 use futures::FutureExt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
@@ -240,7 +241,11 @@ impl<'a> PeerRun<'a> {
                 cmd = self.sh.cmd_rx.recv() => match cmd {
                     None => return self.stop(crate::ShutdownMode::Cease).await,
                     Some(PeerCmd::Stop(mode)) => return self.stop(mode).await,
-                    Some(cmd) => self.handle_cmd(cmd).await,
+                    Some(cmd) => {
+                        if let ControlFlow::Break(mode) = self.handle_cmd(cmd).await {
+                            return self.stop(mode).await;
+                        }
+                    }
                 },
                 () = sleep_opt(deadline) => self.handle_timers().await,
                 r = connect_opt(&mut self.connecting) => {
@@ -276,25 +281,57 @@ impl<'a> PeerRun<'a> {
         }
     }
 
-    async fn handle_cmd(&mut self, cmd: PeerCmd) {
-        match cmd {
-            PeerCmd::Incoming(stream) => self.handle_incoming(stream).await,
-            PeerCmd::Send { epoch, bytes } => {
-                // Bytes for a session that has since gone are dropped: the
-                // RIB dumps the whole table to the next one.
-                if let Some(c) = self.established.filter(|_| epoch == self.sh.epoch) {
-                    if self.write(&bytes).await.is_err() {
-                        self.feed(Input::TcpFailed(c)).await;
+    /// Handles one command (and the UPDATE bytes queued behind it); breaks
+    /// with its mode when a Stop was among them.
+    async fn handle_cmd(&mut self, cmd: PeerCmd) -> ControlFlow<crate::ShutdownMode> {
+        let mut next = Some(cmd);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                PeerCmd::Incoming(stream) => self.handle_incoming(stream).await,
+                PeerCmd::Send { epoch, bytes } => next = self.send_queued(epoch, bytes).await,
+                PeerCmd::RouteRefresh { epoch } => {
+                    if self.established.is_some() && epoch == self.sh.epoch {
+                        self.request_refresh().await;
                     }
                 }
+                PeerCmd::Stop(mode) => return ControlFlow::Break(mode),
             }
-            PeerCmd::RouteRefresh { epoch } => {
-                if self.established.is_some() && epoch == self.sh.epoch {
-                    self.request_refresh().await;
-                }
-            }
-            PeerCmd::Stop(_) => {}
         }
+        ControlFlow::Continue(())
+    }
+
+    /// Writes `first` and every UPDATE batch queued behind it in one write
+    /// (a route reflector's client gets one batch per source in a burst);
+    /// returns the first other command drained meanwhile. Bytes for a
+    /// session that has since gone are dropped: the RIB dumps the whole
+    /// table to the next one.
+    async fn send_queued(&mut self, epoch: u64, first: Arc<Vec<u8>>) -> Option<PeerCmd> {
+        const MAX: usize = 1 << 20;
+        let current = self.sh.epoch;
+        let mut buf = Vec::new();
+        if epoch == current {
+            buf.extend_from_slice(&first);
+        }
+        let mut other = None;
+        while buf.len() < MAX {
+            match self.sh.cmd_rx.try_recv() {
+                Ok(PeerCmd::Send { epoch, bytes }) if epoch == current => {
+                    buf.extend_from_slice(&bytes)
+                }
+                Ok(PeerCmd::Send { .. }) => {}
+                Ok(cmd) => {
+                    other = Some(cmd);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(c) = self.established.filter(|_| !buf.is_empty()) {
+            if self.write(&buf).await.is_err() {
+                self.feed(Input::TcpFailed(c)).await;
+            }
+        }
+        other
     }
 
     /// RFC 4271 §8: a connection from the peer is offered to the FSM, which
