@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-establish benchmark (issue 13): a peer BIRD 2 with default timers
-# (connect delay 5 s, connect retry 120 s) is killed, stays down DOWN
+# (connect delay PEER_DELAY s, 5 by default; connect retry 120 s) is killed, stays down DOWN
 # seconds (plus a random 0-5 s) and starts again; the DUT must take it back:
 #   tortie  tortie-node --dataplane none with a BGPPeer to the peer (the
 #           product; ConnectRetryTime 5 s, IdleHold 1-60 s, hold 90 s);
@@ -13,10 +13,15 @@
 # tcpdump in the peer's namespace. Alternating DUTs, ROUNDS rounds, then
 # the medians.
 #
-#   sudo -E bgp/speaker/benches/reestablish.sh [DOWN=40] [ROUNDS=3]
+# With PEER_DELAY=1 the peer's own connect usually comes before the DUT's
+# next ConnectRetry: `from_peer_syn` then measures how fast the DUT takes
+# a peer's connection.
+#
+#   sudo -E bgp/speaker/benches/reestablish.sh [DOWN=40] [ROUNDS=3] [PEER_DELAY=5]
 set -euo pipefail
 DOWN=${1:-40}
 ROUNDS=${2:-3}
+PEER_DELAY=${3:-5}
 cd "$(dirname "$0")/../../.."
 cargo build --release -q -p tortie-node -p tortiectl
 REL="${CARGO_TARGET_DIR:-target}/release"
@@ -52,7 +57,7 @@ cat > "$W/peer.conf" <<EOF
 router id 10.86.0.2; protocol device { scan time 10; }
 protocol static st { ipv4; route 10.2.0.0/24 blackhole; }
 protocol bgp dut { local 10.86.0.2 port 17986 as 65002; neighbor 10.86.0.1 port 17986 as 64512;
-  ipv4 { import all; export all; }; }
+  connect delay time $PEER_DELAY; ipv4 { import all; export all; }; }
 EOF
 cat > "$W/dut-bird.conf" <<EOF
 router id 10.86.0.1; protocol device { scan time 10; }
