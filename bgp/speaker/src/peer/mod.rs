@@ -358,7 +358,7 @@ impl<'a> PeerRun<'a> {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
-                self.set_error(format!("connect: {e}"));
+                self.set_connect_error(format!("connect: {e}"));
                 self.feed(Input::TcpFailed(Conn::Outgoing)).await;
             }
         }
@@ -389,6 +389,21 @@ impl<'a> PeerRun<'a> {
                 self.feed(Input::MessageError(c, convert::notification_in(&n)))
                     .await;
             }
+        }
+    }
+
+    /// A failed connect of ours is the last error only while nothing
+    /// weightier is recorded: the NOTIFICATION or loss that ended the last
+    /// session stays visible while we keep retrying (as FRR's "last
+    /// reset"); the state (Active/Connect) shows the retries.
+    fn set_connect_error(&self, e: String) {
+        let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
+        if st
+            .last_error
+            .as_deref()
+            .is_none_or(|l| l.starts_with("connect: "))
+        {
+            st.last_error = Some(e);
         }
     }
 
