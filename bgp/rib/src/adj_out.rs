@@ -32,6 +32,8 @@ pub(crate) struct BatchBuilder {
     announce: Vec<Announcement>,
     /// Attribute pointer → position in `announce`, looked up per NLRI.
     index: FastMap<usize, usize>,
+    /// Paths the receiver has after the changes minus before.
+    delta: i64,
 }
 
 impl BatchBuilder {
@@ -39,6 +41,8 @@ impl BatchBuilder {
     /// the paths that came from `receiver` (split horizon).
     pub(crate) fn diff(&mut self, was: &[Export], is: &[Export], receiver: Option<u16>) {
         let keep = |e: &&Export| Some(e.src) != receiver;
+        let count = |v: &[Export]| v.iter().filter(keep).count() as i64;
+        self.delta += count(is) - count(was);
         for w in was.iter().filter(keep) {
             if !is.iter().filter(keep).any(|e| e.nlri == w.nlri) {
                 self.withdraw.push(w.nlri);
@@ -80,6 +84,7 @@ impl BatchBuilder {
             withdraw: self.withdraw,
             announce: self.announce,
             end_of_rib: false,
+            adj_out_delta: self.delta,
         })
     }
 }
@@ -128,6 +133,7 @@ fn merge_into(out: &mut Vec<UpdateBatch>, batch: UpdateBatch) {
         b.withdraw == batch.withdraw
             && b.announce == batch.announce
             && b.end_of_rib == batch.end_of_rib
+            && b.adj_out_delta == batch.adj_out_delta
     };
     match out.iter_mut().find(same) {
         Some(b) => {
@@ -206,12 +212,14 @@ pub(crate) fn full_dump(rib: &mut Rib, slot: u16) -> Vec<UpdateBatch> {
                 b.announce
             }
         };
+        let adj_out_delta = announce.iter().map(|a| a.nlri.len() as i64).sum();
         batches.push(UpdateBatch {
             peers: vec![info.addr],
             family: *family,
             withdraw: Vec::new(),
             announce,
             end_of_rib: true,
+            adj_out_delta,
         });
     }
     batches

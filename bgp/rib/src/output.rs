@@ -71,6 +71,11 @@ pub struct UpdateBatch {
     pub announce: Vec<Announcement>,
     /// Send End-of-RIB for `family` after the above (RFC 4724 §2).
     pub end_of_rib: bool,
+    /// How many paths each receiver's Adj-RIB-Out gains with this batch
+    /// (negative: loses): new NLRI announced minus NLRI withdrawn, a
+    /// replaced path counting 0. The speaker keeps `prefixes_sent` as a
+    /// running sum of these instead of walking the table.
+    pub adj_out_delta: i64,
 }
 
 /// Prefixes sharing one attribute set.

@@ -3,7 +3,8 @@
 //! and policy changes arrives, (1) applying every emitted UPDATE batch to a
 //! model of each peer gives exactly what `adj_rib_out` says the peer holds,
 //! and (2) applying every FIB update gives the multipath next hops the
-//! Loc-RIB shows. This checks the incremental export diff (update groups,
+//! Loc-RIB shows, and (3) the running sum of every batch's `adj_out_delta`
+//! is the size of that Adj-RIB-Out. This checks the incremental export diff (update groups,
 //! split horizon, ADD-PATH ids, merged batches) against the full computation.
 
 use std::collections::{BTreeMap, HashMap};
@@ -118,12 +119,15 @@ fn announce(peer: usize, prefix: u8, local_pref: u32, as_len: usize, med: u32) -
     }
 }
 
-type AdjOut = HashMap<IpAddr, BTreeMap<Nlri, PathAttributes>>;
+/// Each peer's Adj-RIB-Out as its UPDATEs built it, and the running sum
+/// of `adj_out_delta` (the speaker's `prefixes_sent`).
+type AdjOut = HashMap<IpAddr, (BTreeMap<Nlri, PathAttributes>, i64)>;
 
 fn apply(out: &Output, adj: &mut AdjOut, fib: &mut BTreeMap<Prefix, Vec<IpAddr>>) {
     for b in &out.updates {
         for p in &b.peers {
-            let table = adj.entry(*p).or_default();
+            let (table, sent) = adj.entry(*p).or_default();
+            *sent += b.adj_out_delta;
             for w in &b.withdraw {
                 table.remove(w);
             }
@@ -159,7 +163,8 @@ fn check(
             .into_iter()
             .map(|(n, a)| (n, (*a).clone()))
             .collect();
-        let got = adj.get(&addr).cloned().unwrap_or_default();
+        let (got, sent) = adj.get(&addr).cloned().unwrap_or_default();
+        prop_assert_eq!(sent, want.len() as i64, "running count of {}", addr);
         prop_assert_eq!(got, want, "Adj-RIB-Out of {}", addr);
     }
     let want: BTreeMap<Prefix, Vec<IpAddr>> = rib

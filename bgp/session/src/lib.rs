@@ -1,6 +1,7 @@
-//! Sans-IO BGP session: the RFC 4271 §8 finite state machine of one
-//! connection, its timers as deadlines, OPEN validation and capability
-//! negotiation into one [`Negotiated`] value, and §6.8 collision resolution.
+//! Sans-IO BGP session: the RFC 4271 §8 finite state machine of one peer
+//! over up to two connections (one per direction), its timers as
+//! deadlines, OPEN validation and capability negotiation into one
+//! [`Negotiated`] value, and §6.8 collision resolution between the two.
 //!
 //! Must not: do I/O, read a clock (`now` is a parameter), log, or know the
 //! wire format (the speaker maps codec types to [`OpenInfo`] and
@@ -20,7 +21,7 @@ pub use capability::{
     negotiate, AddPathMode, AddPathNegotiated, Capabilities, Expectation, Family,
     GracefulRestartCap, Negotiated, OpenInfo, AS_TRANS,
 };
-pub use collision::{resolve as resolve_collision, Keep};
+pub use collision::{resolve as resolve_collision, Conn};
 pub use fsm::{DownReason, Input, Output, PeerMode, Session, SessionConfig, State};
 pub use notification::Notification;
-pub use timer::TimerKind;
+pub use timer::Timer;

@@ -1,73 +1,53 @@
 //! The session timers (RFC 4271 §8.1.3, §10) as deadlines the FSM owns and
-//! the shell sleeps on.
+//! the shell sleeps on: two for the session, three per connection.
 
+use crate::collision::Conn;
 use std::time::Instant;
 
 /// A session timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TimerKind {
-    /// ConnectRetryTimer (Event 9).
+pub enum Timer {
+    /// ConnectRetryTimer (Event 9): the next outgoing connection attempt.
     ConnectRetry,
-    /// HoldTimer (Event 10).
-    Hold,
-    /// KeepaliveTimer (Event 11).
-    Keepalive,
-    /// DelayOpenTimer (Event 12).
-    DelayOpen,
-    /// IdleHoldTimer (Event 13): automatic restart after an error, with
-    /// exponential backoff (RFC 4271 §8.1.1, DampPeerOscillations).
+    /// IdleHoldTimer (Event 13): the damping wait after a protocol error,
+    /// doubled per consecutive error (RFC 4271 §8.1.1, DampPeerOscillations).
     IdleHold,
+    /// HoldTimer of one connection (Event 10).
+    Hold(Conn),
+    /// KeepaliveTimer of one connection (Event 11).
+    Keepalive(Conn),
+    /// DelayOpenTimer of one connection (Event 12).
+    DelayOpen(Conn),
 }
 
-impl TimerKind {
-    /// All timers, in a fixed order.
-    pub const ALL: [TimerKind; 5] = [
-        TimerKind::ConnectRetry,
-        TimerKind::Hold,
-        TimerKind::Keepalive,
-        TimerKind::DelayOpen,
-        TimerKind::IdleHold,
+impl Timer {
+    /// Every timer, in a fixed order.
+    pub const ALL: [Timer; 8] = [
+        Timer::ConnectRetry,
+        Timer::IdleHold,
+        Timer::Hold(Conn::Outgoing),
+        Timer::Hold(Conn::Incoming),
+        Timer::Keepalive(Conn::Outgoing),
+        Timer::Keepalive(Conn::Incoming),
+        Timer::DelayOpen(Conn::Outgoing),
+        Timer::DelayOpen(Conn::Incoming),
     ];
-
-    fn index(self) -> usize {
-        match self {
-            TimerKind::ConnectRetry => 0,
-            TimerKind::Hold => 1,
-            TimerKind::Keepalive => 2,
-            TimerKind::DelayOpen => 3,
-            TimerKind::IdleHold => 4,
-        }
-    }
 }
 
-/// The running timers' deadlines.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Timers {
-    deadline: [Option<Instant>; 5],
+/// The three timers of one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnTimers {
+    pub(crate) hold: Option<Instant>,
+    pub(crate) keepalive: Option<Instant>,
+    pub(crate) delay_open: Option<Instant>,
 }
 
-impl Timers {
-    pub(crate) fn set(&mut self, kind: TimerKind, at: Instant) {
-        self.deadline[kind.index()] = Some(at);
-    }
-
-    pub(crate) fn stop(&mut self, kind: TimerKind) -> bool {
-        self.deadline[kind.index()].take().is_some()
-    }
-
-    pub(crate) fn get(&self, kind: TimerKind) -> Option<Instant> {
-        self.deadline[kind.index()]
-    }
-
-    pub(crate) fn running(&self, kind: TimerKind) -> bool {
-        self.get(kind).is_some()
-    }
-
-    /// The earliest running timer.
-    pub(crate) fn next(&self) -> Option<(TimerKind, Instant)> {
-        TimerKind::ALL
-            .iter()
-            .filter_map(|k| self.get(*k).map(|d| (*k, d)))
-            .min_by_key(|(_, d)| *d)
-    }
+/// The earliest of some optional deadlines, with its timer.
+pub(crate) fn earliest(
+    deadlines: impl IntoIterator<Item = (Timer, Option<Instant>)>,
+) -> Option<(Timer, Instant)> {
+    deadlines
+        .into_iter()
+        .filter_map(|(t, at)| at.map(|at| (t, at)))
+        .min_by_key(|(_, at)| *at)
 }

@@ -7,7 +7,9 @@
 #   sudo bgp/speaker/benches/propagation.sh [ROUTES=100000] [ROUNDS=3]
 #
 # Clock: from the sender's session to the DUT reaching Established until the
-# receiver holds all routes (counted every 20 ms). Also prints the DUT's RSS
+# receiver holds all routes (counted every 20 ms). `set-up` is the time from
+# the sender's start (connect delay 1 s, connect retry 1 s) to that session
+# reaching Established (polled every 20 ms at the sender). Also prints the DUT's RSS
 # once every route is through (minus its RSS before the sender came up), and
 # the CPU time (utime + stime, 10 ms ticks) the DUT and the receiver used
 # while the clock ran: on a loaded machine the time spreads widely, CPU less.
@@ -98,7 +100,7 @@ full() {
 
 run() { # dut kind
     rm -f "$W"/*.ctl
-    local dut rcv snd t0 t1 rss0 rss1 c0 c1 r0 r1
+    local dut rcv snd ts t0 t1 rss0 rss1 c0 c1 r0 r1
     if [ "$1" = tortie ]; then
         ip netns exec "${P}d" env RUST_LOG=warn "$SPEAKERD" "$W/dut-tortie.json" >"$W/speakerd.log" 2>&1 &
         dut=$!
@@ -109,6 +111,7 @@ run() { # dut kind
     PIDS+=("$dut" "$rcv")
     wait_for 30 established "$W/r.ctl" dut
     rss0=$(rss_kb "$dut")
+    ts=$(now)
     snd=$(bird_start "${P}s" "$W/sender.conf" "$W/s.ctl")
     PIDS+=("$snd")
     wait_for 60 established "$W/s.ctl" dut
@@ -119,10 +122,11 @@ run() { # dut kind
     kill -9 "$snd" "$rcv" "$dut" 2>/dev/null || true
     wait "$snd" "$rcv" "$dut" 2>/dev/null || true
     local secs; secs=$(echo "$t1 - $t0" | bc -l)
+    local setup; setup=$(echo "$t0 - $ts" | bc -l)
     local bpr; bpr=$(echo "($rss1 - $rss0) * 1024 / $ROUTES" | bc)
-    printf '%-6s %8d routes  %6.3f s  RSS +%d kB (%d B/route)  CPU DUT %d ms, receiver %d ms\n' \
-        "$1" "$ROUTES" "$secs" "$((rss1 - rss0))" "$bpr" "$((c1 - c0))" "$((r1 - r0))"
-    echo "$1 $secs $bpr" >> "$W/results"
+    printf '%-6s set-up %5.3f s  %8d routes  %6.3f s  RSS +%d kB (%d B/route)  CPU DUT %d ms, receiver %d ms\n' \
+        "$1" "$setup" "$ROUTES" "$secs" "$((rss1 - rss0))" "$bpr" "$((c1 - c0))" "$((r1 - r0))"
+    echo "$1 $secs $bpr $setup" >> "$W/results"
 }
 
 for _ in $(seq "$ROUNDS"); do
@@ -132,5 +136,7 @@ done
 echo "medians over $ROUNDS rounds ($ROUTES routes):"
 for k in tortie bird; do
     awk -v k="$k" '$1 == k { print $2, $3 }' "$W/results" | sort -n |
-        awk -v k="$k" '{ t[NR] = $1; b[NR] = $2 } END { m = int((NR + 1) / 2); printf "  %-6s %.3f s, %d B/route\n", k, t[m], b[m] }'
+        awk -v k="$k" '{ t[NR] = $1; b[NR] = $2 } END { m = int((NR + 1) / 2); printf "  %-6s %.3f s, %d B/route", k, t[m], b[m] }'
+    awk -v k="$k" '$1 == k { print $4 }' "$W/results" | sort -n |
+        awk '{ s[NR] = $1 } END { m = int((NR + 1) / 2); printf ", set-up %.3f s\n", s[m] }'
 done

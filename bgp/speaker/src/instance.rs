@@ -16,7 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tortie_bgp_rib::{DownKind, PolicyConfig, RibEntry};
-use tortie_bgp_wire::{Family, PathAttributes, Prefix};
+use tortie_bgp_wire::{
+    encode, DecodeContext, Family, Message, NotificationMsg, PathAttributes, Prefix,
+};
 use tracing::Instrument;
 
 type Reply<T> = oneshot::Sender<T>;
@@ -80,6 +82,20 @@ fn rib_msg_peer(m: &RibMsg) -> IpAddr {
             *peer
         }
     }
+}
+
+/// Cease / Connection Rejected (RFC 4486), encoded.
+fn connection_rejected() -> Vec<u8> {
+    let n = NotificationMsg::cease(
+        tortie_bgp_session::notification::cease_subcode::CONNECTION_REJECTED,
+    );
+    let mut buf = Vec::new();
+    let _ = encode(
+        &Message::Notification(n),
+        &DecodeContext::default(),
+        &mut buf,
+    );
+    buf
 }
 
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
@@ -224,6 +240,10 @@ impl Instance {
                 let _ = e.cmd_tx.send(PeerCmd::Incoming(stream));
             }
             None => {
+                // RFC 4486 §4: a connection we do not want gets Cease /
+                // Connection Rejected. A fresh socket's send buffer is
+                // empty: the write does not block the loop.
+                let _ = stream.try_write(&connection_rejected());
                 let now = tokio::time::Instant::now();
                 if self
                     .unknown_warned

@@ -67,8 +67,10 @@ pub enum FibEvent {
 struct SessionOut {
     epoch: u64,
     ctx: DecodeContext,
-    families: Vec<Family>,
     tx: mpsc::UnboundedSender<PeerCmd>,
+    /// Paths in its Adj-RIB-Out: the running sum of the batches'
+    /// `adj_out_delta`, so that status never walks the table.
+    sent: i64,
 }
 
 /// The RIB and what is needed to act on its outputs.
@@ -174,8 +176,8 @@ impl RibDriver {
                     SessionOut {
                         epoch,
                         ctx: ctx_tx,
-                        families: info.families.clone(),
                         tx: tx.clone(),
+                        sent: 0,
                     },
                 );
                 match self.rib.peer_up(*info, now) {
@@ -272,15 +274,11 @@ impl RibDriver {
         self.rib.query(family)
     }
 
-    /// Prefixes (paths, with ADD-PATH) sent to and accepted from `peer`.
+    /// Prefixes (paths, with ADD-PATH) sent to and accepted from `peer`:
+    /// two running counters, O(1).
     pub fn counts(&self, peer: IpAddr) -> Option<(u64, u64)> {
         let s = self.sessions.get(&peer)?;
-        let sent = s
-            .families
-            .iter()
-            .filter_map(|f| self.rib.adj_rib_out(peer, *f).ok())
-            .map(|v| v.len() as u64)
-            .sum();
+        let sent = u64::try_from(s.sent).unwrap_or(0);
         Some((sent, self.rib.paths_from(peer) as u64))
     }
 
@@ -335,7 +333,7 @@ impl RibDriver {
     }
 
     /// Encodes a batch once and sends the bytes to every peer of the group.
-    fn send_batch(&self, b: &UpdateBatch) {
+    fn send_batch(&mut self, b: &UpdateBatch) {
         let Some(first) = b.peers.iter().find_map(|p| self.sessions.get(p)) else {
             return;
         };
@@ -347,7 +345,8 @@ impl RibDriver {
             }
         };
         for p in &b.peers {
-            if let Some(s) = self.sessions.get(p) {
+            if let Some(s) = self.sessions.get_mut(p) {
+                s.sent += b.adj_out_delta;
                 let _ = s.tx.send(PeerCmd::Send {
                     epoch: s.epoch,
                     bytes: bytes.clone(),
@@ -467,6 +466,7 @@ mod tests {
             withdraw: vec![tortie_bgp_wire::Nlri::new("10.9.0.0/24".parse().unwrap())],
             announce: vec![],
             end_of_rib: true,
+            adj_out_delta: -1,
         };
         let ctx = DecodeContext::four_octet();
         let buf = encode_batch(&b, &ctx).unwrap();

@@ -42,7 +42,8 @@ pub struct PeerStatus {
     pub prefixes_received: u64,
     /// Prefixes advertised to the peer.
     pub prefixes_sent: u64,
-    /// The last NOTIFICATION sent or received, or why the connection failed, in words.
+    /// The last NOTIFICATION sent or received, or why the connection failed, in words
+    /// (a failed connect of ours does not replace a NOTIFICATION or a lost connection).
     pub last_error: Option<String>,
     /// Messages received.
     pub received: MessageCounters,

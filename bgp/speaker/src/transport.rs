@@ -68,8 +68,14 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     };
     sock.set_reuseaddr(true)?;
     sock.bind(addr)?;
-    sock.listen(128)
+    // Room for a whole cluster connecting at once (a route reflector's
+    // clients after its restart): with 128, SYNs beyond it were dropped and
+    // retried by the clients' kernels a second later.
+    sock.listen(LISTEN_BACKLOG)
 }
+
+/// The listener's accept queue (the kernel caps it at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 1024;
 
 /// Makes the listener (and so its SYN-ACKs) send with TTL 255, as GTSM
 /// peers require (RFC 5082 §3). The minimum TTL is set per accepted

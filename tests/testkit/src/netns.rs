@@ -126,6 +126,14 @@ impl Netns {
         Ok(())
     }
 
+    /// Runs one `nft` command inside the namespace, e.g. `add rule inet t
+    /// in tcp dport 17900 drop` (its rules go with the namespace).
+    pub fn nft(&self, command: &str) -> io::Result<()> {
+        let mut args = vec!["nft"];
+        args.extend(command.split_whitespace());
+        self.exec(&args).map(|_| ())
+    }
+
     /// PIDs of processes running inside the namespace.
     pub fn pids(&self) -> Vec<u32> {
         Command::new("ip")

@@ -1,22 +1,47 @@
-//! The per-connection BGP FSM of RFC 4271 §8: `handle(input, now)` returns
-//! what to do; no I/O, no clock, no logging.
+//! The BGP FSM of one peer (RFC 4271 §8): up to two TCP connections at a
+//! time, one per direction (§6.8), each with its own OPEN exchange and
+//! timers; `handle(input, now)` returns what to do; no I/O, no clock, no
+//! logging.
 //!
-//! Deviations, each deliberate: a [`PeerMode::Passive`] session never
-//! initiates TCP (RFC 4271 §8.2.2 lets the ConnectRetryTimer move a passive
-//! session to Connect; like BIRD's `passive on` and calico-node's mesh rule
-//! we wait for the peer instead); timers carry no jitter (§10 "should"), the
-//! shell may add it; the ConnectRetryCounter doubles the IdleHoldTimer
-//! (DampPeerOscillations, §8.1.1) up to a cap and resets once a session has
-//! stayed Established for `stable_after`.
+//! How it behaves, as BIRD and FRR do (each choice a deliberate reading of
+//! §8, documented in docs/bgp-speaker.md):
+//!
+//! * After a refused, failed or timed-out outgoing connect the session waits
+//!   in **Active** with the ConnectRetryTimer running (§8.2.2 Connect, Event
+//!   18 would go to Idle; BIRD's `bgp_active`, FRR's `bgp_connect_fail` do not).
+//! * A connection from the peer is accepted in every state but Idle and
+//!   Established, and our OPEN goes out on it at once; our own attempt goes
+//!   on meanwhile. When both connections have the peer's OPEN, §6.8 keeps
+//!   one and closes the other with Cease / Connection Collision Resolution.
+//!   In Established a new connection is refused the same way, unless the
+//!   peer negotiated graceful restart: then it restarted, and RFC 4724 §4.2
+//!   has us drop the old session and take the new connection (as BIRD).
+//! * **Idle** holds only while the session is administratively down or
+//!   damped after a protocol error: a NOTIFICATION sent or received (but a
+//!   received Cease, an orderly close, unless it reports a prefix limit or
+//!   lack of resources), a hold timer expiry, an AutomaticStop. The
+//!   IdleHoldTimer then doubles per consecutive error up to a cap
+//!   (DampPeerOscillations, §8.1.1, like BIRD's error wait) and resets
+//!   after `stable_after` Established; connections arriving meanwhile are
+//!   refused with Cease / Connection Rejected (RFC 4486). A lost connection
+//!   or an orderly Cease restarts at once, without damping.
+//! * A [`PeerMode::Passive`] session never initiates TCP (RFC 4271 would
+//!   move it to Connect on ConnectRetry expiry; like BIRD's `passive on`
+//!   and calico-node's mesh rule we wait for the peer). Timers carry no
+//!   jitter (§10 "should"); the shell may add it.
 
-use crate::capability::{negotiate, Expectation, Negotiated, OpenInfo};
-use crate::notification::{cease_subcode, code, fsm_subcode, Notification};
-use crate::timer::{TimerKind, Timers};
-use std::fmt;
-use std::time::{Duration, Instant};
-
+mod events;
+mod link;
 #[cfg(test)]
 mod tests;
+
+use crate::capability::{Expectation, Negotiated, OpenInfo};
+use crate::collision::Conn;
+use crate::notification::Notification;
+use crate::timer::{earliest, Timer};
+use link::{Link, Phase};
+use std::fmt;
+use std::time::{Duration, Instant};
 
 /// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2: "a large value", 4 minutes suggested).
 pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
@@ -88,11 +113,12 @@ pub struct SessionConfig {
     pub expect: Expectation,
     /// Active or passive TCP establishment.
     pub mode: PeerMode,
-    /// ConnectRetryTime (RFC 4271 §10 suggests 120 s).
+    /// ConnectRetryTime (RFC 4271 §10 suggests 120 s): the wait between
+    /// outgoing connection attempts.
     pub connect_retry: Duration,
     /// DelayOpenTime, when the DelayOpen option is on (§8.1.1).
     pub delay_open: Option<Duration>,
-    /// First IdleHoldTime after an error.
+    /// First IdleHoldTime after a protocol error.
     pub idle_hold: Duration,
     /// Cap of the exponential IdleHoldTime backoff.
     pub idle_hold_max: Duration,
@@ -100,39 +126,41 @@ pub struct SessionConfig {
     pub stable_after: Duration,
 }
 
-/// An FSM input: an RFC 4271 §8.1 event.
+/// An FSM input: an RFC 4271 §8.1 event, with the connection it happened on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// ManualStart / ManualStart_with_PassiveTcpEstablishment (Events 1, 4).
     Start,
     /// ManualStop (Event 2): Cease / Administrative Shutdown, no restart.
     ManualStop,
-    /// AutomaticStop (Event 8) with the NOTIFICATION to send (e.g. Cease /
-    /// Maximum Number of Prefixes); the session restarts after IdleHold.
+    /// AutomaticStop (Event 8) with the NOTIFICATION to send on the
+    /// Established connection (e.g. Cease / Maximum Number of Prefixes);
+    /// the session restarts after IdleHold.
     AutomaticStop(Notification),
     /// A timer expired (Events 9-13).
-    TimerExpired(TimerKind),
-    /// The TCP connection is up, either direction (Events 16, 17).
+    TimerExpired(Timer),
+    /// Our outgoing TCP connection is up (Event 16).
     TcpConnected,
-    /// The TCP connection failed or closed (Event 18).
-    TcpFailed,
-    /// A valid OPEN arrived (Events 19, 20).
-    OpenReceived(OpenInfo),
+    /// The listener accepted a connection from the peer (Events 14, 17):
+    /// answered by [`Output::Accept`] or [`Output::Refuse`].
+    TcpIncoming,
+    /// A connection failed or closed, or our connect failed (Event 18).
+    TcpFailed(Conn),
+    /// A syntactically valid OPEN arrived (Events 19, 20).
+    OpenReceived(Conn, OpenInfo),
     /// A KEEPALIVE arrived (Event 26).
-    KeepaliveReceived,
+    KeepaliveReceived(Conn),
     /// An UPDATE arrived (Event 27).
-    UpdateReceived,
+    UpdateReceived(Conn),
     /// A ROUTE-REFRESH arrived (RFC 2918; handled like an UPDATE for timers).
-    RouteRefreshReceived,
+    RouteRefreshReceived(Conn),
     /// A NOTIFICATION arrived (Events 24, 25).
-    NotificationReceived(Notification),
+    NotificationReceived(Conn, Notification),
     /// A received message was malformed (Events 21, 22, 28): send this.
-    MessageError(Notification),
-    /// Collision resolution chose to drop this connection (Event 23, §6.8).
-    CollisionDump,
+    MessageError(Conn, Notification),
 }
 
-/// Why a session left a connected state.
+/// Why an Established session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownReason {
     /// We sent this NOTIFICATION.
@@ -141,10 +169,9 @@ pub enum DownReason {
     NotificationReceived(Notification),
     /// The TCP connection failed or closed.
     ConnectionLost,
-    /// An event this state does not expect, with no connection to notify on.
-    UnexpectedEvent,
-    /// ManualStop before a connection existed.
-    Stopped,
+    /// The peer, which negotiated graceful restart, opened a new connection:
+    /// it restarted (RFC 4724 §4.2).
+    PeerRestarted,
 }
 
 impl fmt::Display for DownReason {
@@ -153,8 +180,7 @@ impl fmt::Display for DownReason {
             DownReason::NotificationSent(n) => write!(f, "sent NOTIFICATION {n}"),
             DownReason::NotificationReceived(n) => write!(f, "received NOTIFICATION {n}"),
             DownReason::ConnectionLost => f.write_str("connection lost"),
-            DownReason::UnexpectedEvent => f.write_str("unexpected event"),
-            DownReason::Stopped => f.write_str("stopped"),
+            DownReason::PeerRestarted => f.write_str("the peer reconnected (graceful restart)"),
         }
     }
 }
@@ -162,49 +188,55 @@ impl fmt::Display for DownReason {
 /// What the shell must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Initiate a TCP connection to the peer.
+    /// Initiate a TCP connection to the peer: it becomes [`Conn::Outgoing`].
     Connect,
-    /// Close (or abandon) the TCP connection.
-    CloseConnection,
-    /// Send our OPEN.
-    SendOpen,
-    /// Send a KEEPALIVE.
-    SendKeepalive,
-    /// Send this NOTIFICATION (then the connection is closed).
-    SendNotification(Notification),
-    /// A timer is (re)started with this deadline.
-    TimerSet {
-        /// Which timer.
-        kind: TimerKind,
-        /// When it fires.
-        at: Instant,
-    },
-    /// A timer is stopped.
-    TimerStopped(TimerKind),
-    /// The state changed.
+    /// The connection just reported by [`Input::TcpIncoming`] is kept: it
+    /// becomes [`Conn::Incoming`] (any previous one was closed before).
+    Accept,
+    /// The connection just reported by [`Input::TcpIncoming`] is refused:
+    /// send it this NOTIFICATION, then close it.
+    Refuse(Notification),
+    /// Close this connection, or abandon the outgoing attempt.
+    Close(Conn),
+    /// Send our OPEN on this connection.
+    SendOpen(Conn),
+    /// Send a KEEPALIVE on this connection.
+    SendKeepalive(Conn),
+    /// Send this NOTIFICATION on this connection ([`Output::Close`] follows).
+    SendNotification(Conn, Notification),
+    /// The session's state (the most advanced connection's) changed.
     StateChanged {
         /// Previous state.
         from: State,
         /// New state.
         to: State,
     },
-    /// The session is Established with these parameters.
-    Established(Box<Negotiated>),
-    /// The session went to Idle from a state past Idle, for this reason.
+    /// The session is Established on this connection with these parameters.
+    Established(Conn, Box<Negotiated>),
+    /// The Established session ended, for this reason.
     Down(DownReason),
 }
 
-/// One BGP session's FSM.
+/// One peer's FSM.
 #[derive(Debug, Clone)]
 pub struct Session {
     config: SessionConfig,
-    state: State,
-    timers: Timers,
-    connect_retry_counter: u32,
     admin_up: bool,
-    negotiated: Option<Negotiated>,
+    /// ConnectRetryCounter (§8.1.1): consecutive protocol errors.
+    errors: u32,
+    connect_retry: Option<Instant>,
+    idle_hold: Option<Instant>,
+    links: [Option<Link>; 2],
     established_at: Option<Instant>,
+    state: State,
     out: Vec<Output>,
+}
+
+fn slot(c: Conn) -> usize {
+    match c {
+        Conn::Outgoing => 0,
+        Conn::Incoming => 1,
+    }
 }
 
 impl Session {
@@ -212,19 +244,35 @@ impl Session {
     pub fn new(config: SessionConfig) -> Self {
         Self {
             config,
-            state: State::Idle,
-            timers: Timers::default(),
-            connect_retry_counter: 0,
             admin_up: false,
-            negotiated: None,
+            errors: 0,
+            connect_retry: None,
+            idle_hold: None,
+            links: [None, None],
             established_at: None,
+            state: State::Idle,
             out: Vec::new(),
         }
     }
 
-    /// Current state.
+    /// Current state: Idle when down or damped, else that of the most
+    /// advanced connection (Connect while our attempt runs, Active when
+    /// there is none).
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The state of one connection, if it exists (Connect for our pending
+    /// attempt; Connect or Active while its DelayOpenTimer runs).
+    pub fn connection(&self, c: Conn) -> Option<State> {
+        self.link(c).map(|l| match l.phase {
+            Phase::Connecting => State::Connect,
+            Phase::DelayOpen if c == Conn::Outgoing => State::Connect,
+            Phase::DelayOpen => State::Active,
+            Phase::OpenSent => State::OpenSent,
+            Phase::OpenConfirm => State::OpenConfirm,
+            Phase::Established => State::Established,
+        })
     }
 
     /// The configuration.
@@ -232,383 +280,154 @@ impl Session {
         &self.config
     }
 
-    /// The negotiated parameters while in OpenConfirm or Established.
-    pub fn negotiated(&self) -> Option<&Negotiated> {
-        self.negotiated.as_ref()
+    /// The connection the session is Established on.
+    pub fn established_on(&self) -> Option<Conn> {
+        Conn::BOTH
+            .into_iter()
+            .find(|c| self.phase(*c) == Some(Phase::Established))
     }
 
-    /// ConnectRetryCounter (RFC 4271 §8.1.1): errors since the last success.
+    /// The negotiated parameters of the Established connection.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.established_on().and_then(|c| self.negotiated_on(c))
+    }
+
+    /// The negotiated parameters of one connection (OpenConfirm or Established).
+    pub fn negotiated_on(&self, c: Conn) -> Option<&Negotiated> {
+        self.link(c)?.negotiated.as_ref()
+    }
+
+    /// ConnectRetryCounter (RFC 4271 §8.1.1): protocol errors since the last success.
     pub fn connect_retry_counter(&self) -> u32 {
-        self.connect_retry_counter
+        self.errors
     }
 
     /// The earliest running timer: the shell sleeps until then and feeds
     /// [`Input::TimerExpired`].
-    pub fn next_timer(&self) -> Option<(TimerKind, Instant)> {
-        self.timers.next()
+    pub fn next_timer(&self) -> Option<(Timer, Instant)> {
+        earliest(Timer::ALL.into_iter().map(|t| (t, self.timer(t))))
     }
 
     /// Deadline of one timer, if running.
-    pub fn timer(&self, kind: TimerKind) -> Option<Instant> {
-        self.timers.get(kind)
+    pub fn timer(&self, t: Timer) -> Option<Instant> {
+        match t {
+            Timer::ConnectRetry => self.connect_retry,
+            Timer::IdleHold => self.idle_hold,
+            Timer::Hold(c) => self.link(c)?.timers.hold,
+            Timer::Keepalive(c) => self.link(c)?.timers.keepalive,
+            Timer::DelayOpen(c) => self.link(c)?.timers.delay_open,
+        }
     }
 
     /// Feeds one event; returns the actions, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
-        if let Input::TimerExpired(kind) = input {
+        if let Input::TimerExpired(t) = input {
             // A stale expiry (timer stopped or restarted meanwhile) is no event.
-            match self.timers.get(kind) {
-                Some(at) if at <= now => {
-                    self.timers.stop(kind);
-                }
+            match self.timer(t) {
+                Some(at) if at <= now => self.stop_timer(t),
                 _ => return Vec::new(),
             }
         }
-        match self.state {
-            State::Idle => self.on_idle(input, now),
-            State::Connect | State::Active => self.on_connecting(input, now),
-            State::OpenSent => self.on_open_sent(input, now),
-            State::OpenConfirm => self.on_open_confirm(input, now),
-            State::Established => self.on_established(input, now),
+        self.dispatch(input, now);
+        self.sync_connect_retry(now);
+        let to = self.derive_state();
+        if to != self.state {
+            let from = std::mem::replace(&mut self.state, to);
+            self.out.push(Output::StateChanged { from, to });
         }
         std::mem::take(&mut self.out)
     }
 
-    // ---- per-state handlers (RFC 4271 §8.2.2) ----
-
-    fn on_idle(&mut self, input: Input, now: Instant) {
+    fn dispatch(&mut self, input: Input, now: Instant) {
         match input {
-            // Events 1/4: ManualStart resets the counter.
-            Input::Start => {
-                self.admin_up = true;
-                self.connect_retry_counter = 0;
-                self.stop_timer(TimerKind::IdleHold);
-                self.start_connecting(now);
-            }
-            // Event 3: AutomaticStart once the IdleHoldTimer expires.
-            Input::TimerExpired(TimerKind::IdleHold) if self.admin_up => {
-                self.start_connecting(now);
-            }
-            // §8.2.2 Idle: a connection attempt while Idle is refused.
-            Input::TcpConnected => self.out.push(Output::CloseConnection),
-            // "Any other event ... in the Idle state does not cause change in the state."
+            Input::Start => self.on_start(now),
+            Input::ManualStop => self.on_manual_stop(),
+            Input::AutomaticStop(n) => self.on_automatic_stop(n, now),
+            Input::TimerExpired(t) => self.on_timer(t, now),
+            Input::TcpConnected => self.on_connected(now),
+            Input::TcpIncoming => self.on_incoming(now),
+            Input::TcpFailed(c) => self.on_tcp_failed(c, now),
+            Input::OpenReceived(c, open) => self.on_open(c, &open, now),
+            Input::KeepaliveReceived(c) => self.on_keepalive(c, now),
+            Input::UpdateReceived(c) | Input::RouteRefreshReceived(c) => self.on_update(c, now),
+            Input::NotificationReceived(c, n) => self.on_notification(c, n, now),
+            Input::MessageError(c, n) => self.error(c, n, now),
+        }
+    }
+
+    /// The state the session shows (see [`Session::state`]).
+    fn derive_state(&self) -> State {
+        if !self.admin_up || self.idle_hold.is_some() {
+            return State::Idle;
+        }
+        let top = Conn::BOTH.into_iter().filter_map(|c| self.phase(c)).max();
+        match top {
+            Some(Phase::Established) => State::Established,
+            Some(Phase::OpenConfirm) => State::OpenConfirm,
+            Some(Phase::OpenSent) => State::OpenSent,
+            _ if self.link(Conn::Outgoing).is_some() => State::Connect,
+            _ => State::Active,
+        }
+    }
+
+    fn link(&self, c: Conn) -> Option<&Link> {
+        self.links[slot(c)].as_ref()
+    }
+
+    fn link_mut(&mut self, c: Conn) -> Option<&mut Link> {
+        self.links[slot(c)].as_mut()
+    }
+
+    fn phase(&self, c: Conn) -> Option<Phase> {
+        self.link(c).map(|l| l.phase)
+    }
+
+    fn stop_timer(&mut self, t: Timer) {
+        match t {
+            Timer::ConnectRetry => self.connect_retry = None,
+            Timer::IdleHold => self.idle_hold = None,
+            Timer::Hold(c) => self
+                .link_mut(c)
+                .into_iter()
+                .for_each(|l| l.timers.hold = None),
+            Timer::Keepalive(c) => self
+                .link_mut(c)
+                .into_iter()
+                .for_each(|l| l.timers.keepalive = None),
+            Timer::DelayOpen(c) => self
+                .link_mut(c)
+                .into_iter()
+                .for_each(|l| l.timers.delay_open = None),
+        }
+    }
+
+    /// The ConnectRetryTimer runs while an outgoing attempt is wanted: the
+    /// session is up, active, not damped, has no outgoing TCP connection and
+    /// no connection past OpenSent.
+    fn wants_connect_retry(&self) -> bool {
+        self.admin_up
+            && self.idle_hold.is_none()
+            && self.config.mode == PeerMode::Active
+            && matches!(self.phase(Conn::Outgoing), None | Some(Phase::Connecting))
+            && !Conn::BOTH
+                .into_iter()
+                .any(|c| self.phase(c) >= Some(Phase::OpenConfirm))
+    }
+
+    fn sync_connect_retry(&mut self, now: Instant) {
+        match (self.wants_connect_retry(), self.connect_retry) {
+            (true, None) => self.connect_retry = Some(now + self.config.connect_retry),
+            (false, Some(_)) => self.connect_retry = None,
             _ => {}
-        }
-    }
-
-    fn on_connecting(&mut self, input: Input, now: Instant) {
-        match input {
-            Input::Start => {}
-            Input::ManualStop => self.stop_manually(now),
-            // A passive session never initiates TCP (see the module docs).
-            Input::TimerExpired(TimerKind::ConnectRetry)
-                if self.config.mode == PeerMode::Passive => {}
-            Input::TimerExpired(TimerKind::ConnectRetry) => {
-                // §8.2.2 Connect/Active: retry the connection, stay or go to Connect.
-                self.stop_timer(TimerKind::DelayOpen);
-                self.start_timer(TimerKind::ConnectRetry, now + self.config.connect_retry);
-                if self.state == State::Connect {
-                    self.out.push(Output::CloseConnection);
-                }
-                self.out.push(Output::Connect);
-                self.set_state(State::Connect);
-            }
-            Input::TimerExpired(TimerKind::DelayOpen) => self.send_open(now),
-            Input::TcpConnected => {
-                self.stop_timer(TimerKind::ConnectRetry);
-                match self.config.delay_open {
-                    Some(d) => self.start_timer(TimerKind::DelayOpen, now + d),
-                    None => self.send_open(now),
-                }
-            }
-            Input::TcpFailed if self.timers.running(TimerKind::DelayOpen) => {
-                // §8.2.2 Connect, Event 18 with DelayOpenTimer running: back to Active.
-                self.stop_timer(TimerKind::DelayOpen);
-                self.start_timer(TimerKind::ConnectRetry, now + self.config.connect_retry);
-                self.set_state(State::Active);
-            }
-            Input::OpenReceived(open) if self.timers.running(TimerKind::DelayOpen) => {
-                // Event 20: OPEN while DelayOpen runs: send ours, then confirm.
-                self.stop_timer(TimerKind::ConnectRetry);
-                self.stop_timer(TimerKind::DelayOpen);
-                self.out.push(Output::SendOpen);
-                self.accept_open(&open, now);
-            }
-            Input::NotificationReceived(n) if n.code == code::OPEN_MESSAGE && n.subcode == 1 => {
-                // Event 24 (version error): no counter increment.
-                self.go_idle(DownReason::NotificationReceived(n), now);
-            }
-            // Events 21/22 can only arrive on a connection (DelayOpen running).
-            Input::MessageError(n) if self.connected() => self.notify_and_fail(n, now),
-            Input::NotificationReceived(n) => self.fail(DownReason::NotificationReceived(n), now),
-            Input::TcpFailed => self.fail(DownReason::ConnectionLost, now),
-            // "In response to any other event (Events 8, 10-11, 13, 19, 23,
-            // 25-28)": drop the connection, counter + 1, Idle. No NOTIFICATION.
-            Input::AutomaticStop(_)
-            | Input::MessageError(_)
-            | Input::TimerExpired(_)
-            | Input::OpenReceived(_)
-            | Input::CollisionDump
-            | Input::KeepaliveReceived
-            | Input::UpdateReceived
-            | Input::RouteRefreshReceived => self.fail(DownReason::UnexpectedEvent, now),
-        }
-    }
-
-    fn on_open_sent(&mut self, input: Input, now: Instant) {
-        match input {
-            Input::Start => {}
-            Input::ManualStop => self.stop_manually(now),
-            Input::AutomaticStop(n) | Input::MessageError(n) => self.notify_and_fail(n, now),
-            // §8.2.2 OpenSent, Event 10: Hold Timer Expired.
-            Input::TimerExpired(TimerKind::Hold) => {
-                self.notify_and_fail(Notification::hold_timer_expired(), now)
-            }
-            // §8.2.2 OpenSent, Event 18: close, restart ConnectRetry, go Active.
-            Input::TcpFailed => {
-                self.out.push(Output::CloseConnection);
-                self.out.push(Output::Down(DownReason::ConnectionLost));
-                self.stop_timer(TimerKind::Hold);
-                self.start_connect_retry_if_active(now);
-                self.set_state(State::Active);
-            }
-            Input::OpenReceived(open) => {
-                self.stop_timer(TimerKind::DelayOpen);
-                self.stop_timer(TimerKind::ConnectRetry);
-                self.accept_open(&open, now);
-            }
-            // §6.8: collision resolution drops this connection with Cease/7.
-            Input::CollisionDump => self.notify_and_fail(
-                Notification::cease(cease_subcode::CONNECTION_COLLISION),
-                now,
-            ),
-            Input::NotificationReceived(n) => self.peer_notified(n, now),
-            Input::TcpConnected => self.out.push(Output::CloseConnection),
-            // Events 9, 11-13, 20, 25-28: FSM Error (RFC 6608 subcode 1).
-            Input::TimerExpired(_)
-            | Input::KeepaliveReceived
-            | Input::UpdateReceived
-            | Input::RouteRefreshReceived => self.notify_and_fail(
-                Notification::new(code::FSM, fsm_subcode::UNEXPECTED_IN_OPENSENT),
-                now,
-            ),
-        }
-    }
-
-    fn on_open_confirm(&mut self, input: Input, now: Instant) {
-        match input {
-            Input::Start => {}
-            Input::ManualStop => self.stop_manually(now),
-            Input::AutomaticStop(n) | Input::MessageError(n) => self.notify_and_fail(n, now),
-            Input::TimerExpired(TimerKind::Hold) => {
-                self.notify_and_fail(Notification::hold_timer_expired(), now)
-            }
-            Input::TimerExpired(TimerKind::Keepalive) => self.send_keepalive(now),
-            Input::TcpFailed => self.fail(DownReason::ConnectionLost, now),
-            Input::NotificationReceived(n) => self.peer_notified(n, now),
-            Input::CollisionDump => self.notify_and_fail(
-                Notification::cease(cease_subcode::CONNECTION_COLLISION),
-                now,
-            ),
-            // §8.2.2 OpenConfirm, Event 26: the peer confirmed: Established.
-            Input::KeepaliveReceived => {
-                self.restart_hold(now);
-                self.established_at = Some(now);
-                self.set_state(State::Established);
-                if let Some(n) = &self.negotiated {
-                    self.out.push(Output::Established(Box::new(n.clone())));
-                }
-            }
-            Input::TcpConnected => self.out.push(Output::CloseConnection),
-            // Events 9, 12-13, 19-20, 27-28: FSM Error (RFC 6608 subcode 2).
-            Input::TimerExpired(_)
-            | Input::OpenReceived(_)
-            | Input::UpdateReceived
-            | Input::RouteRefreshReceived => self.notify_and_fail(
-                Notification::new(code::FSM, fsm_subcode::UNEXPECTED_IN_OPENCONFIRM),
-                now,
-            ),
-        }
-    }
-
-    fn on_established(&mut self, input: Input, now: Instant) {
-        match input {
-            Input::Start => {}
-            Input::ManualStop => self.stop_manually(now),
-            Input::AutomaticStop(n) | Input::MessageError(n) => self.notify_and_fail(n, now),
-            Input::TimerExpired(TimerKind::Hold) => {
-                self.notify_and_fail(Notification::hold_timer_expired(), now)
-            }
-            Input::TimerExpired(TimerKind::Keepalive) => self.send_keepalive(now),
-            // §8.2.2 Established, Events 26/27: restart the HoldTimer.
-            Input::KeepaliveReceived | Input::UpdateReceived | Input::RouteRefreshReceived => {
-                self.restart_hold(now)
-            }
-            Input::TcpFailed => self.fail(DownReason::ConnectionLost, now),
-            Input::NotificationReceived(n) => self.peer_notified(n, now),
-            // §6.8: a collision with an Established session closes the new
-            // connection; if told to dump this one anyway, Cease/7.
-            Input::CollisionDump => self.notify_and_fail(
-                Notification::cease(cease_subcode::CONNECTION_COLLISION),
-                now,
-            ),
-            Input::TcpConnected => self.out.push(Output::CloseConnection),
-            // Events 9, 12-13, 20-22 and a second OPEN: FSM Error (RFC 6608 subcode 3).
-            Input::TimerExpired(_) | Input::OpenReceived(_) => self.notify_and_fail(
-                Notification::new(code::FSM, fsm_subcode::UNEXPECTED_IN_ESTABLISHED),
-                now,
-            ),
-        }
-    }
-
-    // ---- actions ----
-
-    fn start_connecting(&mut self, now: Instant) {
-        match self.config.mode {
-            PeerMode::Active => {
-                self.start_timer(TimerKind::ConnectRetry, now + self.config.connect_retry);
-                self.out.push(Output::Connect);
-                self.set_state(State::Connect);
-            }
-            PeerMode::Passive => self.set_state(State::Active),
-        }
-    }
-
-    fn start_connect_retry_if_active(&mut self, now: Instant) {
-        if self.config.mode == PeerMode::Active {
-            self.start_timer(TimerKind::ConnectRetry, now + self.config.connect_retry);
-        }
-    }
-
-    fn send_open(&mut self, now: Instant) {
-        self.stop_timer(TimerKind::DelayOpen);
-        self.stop_timer(TimerKind::ConnectRetry);
-        self.out.push(Output::SendOpen);
-        // §8.2.2: "sets the HoldTimer to a large value" while awaiting the OPEN.
-        self.start_timer(TimerKind::Hold, now + LARGE_HOLD_TIME);
-        self.set_state(State::OpenSent);
-    }
-
-    fn accept_open(&mut self, open: &OpenInfo, now: Instant) {
-        match negotiate(&self.config.local_open, open, &self.config.expect) {
-            Err(n) => self.notify_and_fail(n, now),
-            Ok(neg) => {
-                self.out.push(Output::SendKeepalive);
-                self.stop_timer(TimerKind::Hold);
-                self.stop_timer(TimerKind::Keepalive);
-                self.negotiated = Some(neg);
-                self.restart_hold(now);
-                self.restart_keepalive(now);
-                self.set_state(State::OpenConfirm);
-            }
-        }
-    }
-
-    fn send_keepalive(&mut self, now: Instant) {
-        self.out.push(Output::SendKeepalive);
-        self.restart_keepalive(now);
-    }
-
-    fn restart_hold(&mut self, now: Instant) {
-        if let Some(n) = &self.negotiated {
-            // A negotiated hold time of 0 disables the HoldTimer (§4.4).
-            if n.hold_time > 0 {
-                let at = now + Duration::from_secs(u64::from(n.hold_time));
-                self.start_timer(TimerKind::Hold, at);
-            }
-        }
-    }
-
-    fn restart_keepalive(&mut self, now: Instant) {
-        if let Some(ka) = self.negotiated.as_ref().and_then(|n| n.keepalive) {
-            self.start_timer(TimerKind::Keepalive, now + ka);
-        }
-    }
-
-    fn stop_manually(&mut self, now: Instant) {
-        // Event 2: Cease / Administrative Shutdown if connected, counter = 0, no restart.
-        self.admin_up = false;
-        self.connect_retry_counter = 0;
-        let reason = if self.connected() {
-            let n = Notification::cease(cease_subcode::ADMIN_SHUTDOWN);
-            self.out.push(Output::SendNotification(n.clone()));
-            DownReason::NotificationSent(n)
-        } else {
-            DownReason::Stopped
-        };
-        self.go_idle(reason, now);
-    }
-
-    fn notify_and_fail(&mut self, n: Notification, now: Instant) {
-        self.out.push(Output::SendNotification(n.clone()));
-        self.fail(DownReason::NotificationSent(n), now);
-    }
-
-    fn peer_notified(&mut self, n: Notification, now: Instant) {
-        // Event 24 (version error) leaves the counter alone; Event 25 increments it.
-        if n.code == code::OPEN_MESSAGE && n.subcode == 1 {
-            self.go_idle(DownReason::NotificationReceived(n), now);
-        } else {
-            self.fail(DownReason::NotificationReceived(n), now);
-        }
-    }
-
-    fn fail(&mut self, reason: DownReason, now: Instant) {
-        self.connect_retry_counter = self.connect_retry_counter.saturating_add(1);
-        self.go_idle(reason, now);
-    }
-
-    fn go_idle(&mut self, reason: DownReason, now: Instant) {
-        if let Some(since) = self.established_at.take() {
-            if now.saturating_duration_since(since) >= self.config.stable_after {
-                self.connect_retry_counter = u32::from(self.connect_retry_counter > 0);
-            }
-        }
-        for kind in TimerKind::ALL {
-            self.stop_timer(kind);
-        }
-        self.out.push(Output::CloseConnection);
-        self.negotiated = None;
-        self.out.push(Output::Down(reason));
-        self.set_state(State::Idle);
-        if self.admin_up {
-            let at = now + self.idle_hold_time();
-            self.start_timer(TimerKind::IdleHold, at);
         }
     }
 
     /// IdleHoldTime doubled per consecutive error, capped.
     fn idle_hold_time(&self) -> Duration {
-        let doublings = self.connect_retry_counter.saturating_sub(1).min(16);
+        let doublings = self.errors.saturating_sub(1).min(16);
         self.config
             .idle_hold
             .saturating_mul(1u32 << doublings)
             .min(self.config.idle_hold_max)
-    }
-
-    fn connected(&self) -> bool {
-        matches!(
-            self.state,
-            State::OpenSent | State::OpenConfirm | State::Established
-        ) || self.timers.running(TimerKind::DelayOpen)
-    }
-
-    fn start_timer(&mut self, kind: TimerKind, at: Instant) {
-        self.timers.set(kind, at);
-        self.out.push(Output::TimerSet { kind, at });
-    }
-
-    fn stop_timer(&mut self, kind: TimerKind) {
-        if self.timers.stop(kind) {
-            self.out.push(Output::TimerStopped(kind));
-        }
-    }
-
-    fn set_state(&mut self, to: State) {
-        if to != self.state {
-            let from = self.state;
-            self.state = to;
-            self.out.push(Output::StateChanged { from, to });
-        }
     }
 }

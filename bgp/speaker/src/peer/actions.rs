@@ -1,74 +1,105 @@
 //! What a peer run does with FSM outputs and received messages.
 
-use super::conn::{Connection, Origin};
+use super::conn::Connection;
 use super::routes::split_update;
 use super::{convert, info, now, PeerRun};
 use crate::routing::RibMsg;
 use crate::SpeakerEvent;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tortie_bgp_session::{
-    notification::cease_subcode, resolve_collision, DownReason, Input, Keep, Negotiated,
-    Notification, Output, Session, State,
+    notification::cease_subcode, Conn, DownReason, Input, Negotiated, Notification, Output, State,
 };
 use tortie_bgp_wire::{
-    encode, DecodeContext, Direction, Family, Message, NotificationMsg, OpenMsg, RouteRefreshMsg,
-    RouteRefreshSubtype, UpdateMsg,
+    encode, DecodeContext, Family, Message, RouteRefreshMsg, RouteRefreshSubtype, UpdateMsg,
 };
+
+/// A write failed on this connection (slot and [`Connection::id`]).
+type Failed = (Conn, u64);
 
 impl PeerRun<'_> {
     /// Feeds one input and carries out the outputs; an I/O failure while
-    /// doing so is fed back as TcpConnectionFails (Event 18).
+    /// doing so is fed back as TcpConnectionFails (Event 18) of that
+    /// connection, if it is still the one in its slot.
     pub(super) async fn feed(&mut self, input: Input) {
-        let span = tracing::debug_span!("fsm");
-        let mut outs = span.in_scope(|| self.fsm.handle(input, now()));
-        loop {
-            let mut failed = false;
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let span = tracing::debug_span!("fsm");
+            let outs = span.in_scope(|| self.fsm.handle(input, now()));
+            let mut failed: Vec<Failed> = Vec::new();
             for o in outs {
-                failed |= self.apply(o).await.is_err();
+                if let Err(f) = self.apply(o, &failed).await {
+                    failed.push(f);
+                }
             }
-            if !failed {
-                return;
+            for (c, id) in failed {
+                if self.conn_mut(c).as_ref().is_some_and(|x| x.id == id) {
+                    queue.push_back(Input::TcpFailed(c));
+                }
             }
-            outs = self.fsm.handle(Input::TcpFailed, now());
         }
     }
 
-    async fn apply(&mut self, out: Output) -> std::io::Result<()> {
+    async fn apply(&mut self, out: Output, failed: &[Failed]) -> Result<(), Failed> {
+        let skip = |c: Conn, x: &Option<Connection>| {
+            x.as_ref().is_some_and(|x| failed.contains(&(c, x.id)))
+        };
         match out {
             Output::Connect => {
                 let cfg = self.sh.cfg.clone();
-                let timeout = cfg.timers.connect_retry();
+                // The FSM's ConnectRetryTimer abandons a hanging attempt and
+                // starts the next (RFC 4271 §8.2.2 Connect, Event 9); this
+                // bound only backs it up.
+                let timeout = cfg.timers.connect_retry() + std::time::Duration::from_secs(1);
                 self.connecting = Some(Box::pin(async move {
                     crate::transport::connect(&cfg, timeout).await
                 }));
             }
-            Output::CloseConnection => {
-                self.connecting = None;
-                if let Some(c) = self.conn.take() {
-                    c.close().await;
+            Output::Accept => *self.conn_mut(Conn::Incoming) = self.offered.take(),
+            Output::Refuse(n) => {
+                if let Some(conn) = self.offered.take() {
+                    tracing::debug!(
+                        code = n.code,
+                        subcode = n.subcode,
+                        "refusing a connection: {n}"
+                    );
+                    refuse(conn, &n).await;
+                    let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
+                    st.sent.notification += 1;
                 }
             }
-            Output::SendOpen => {
+            Output::Close(c) => {
+                if c == Conn::Outgoing {
+                    self.connecting = None;
+                }
+                if let Some(conn) = self.conn_mut(c).take() {
+                    conn.close().await;
+                }
+            }
+            Output::SendOpen(c) if !skip(c, self.conn_mut(c)) => {
                 let restarting = self.sh.restarting.load(Ordering::Relaxed);
                 let m = Message::Open(convert::with_restart_state(&self.local_open, restarting));
-                self.send(&m).await?;
+                self.send(c, &m).await?;
             }
-            Output::SendKeepalive => self.send(&Message::Keepalive).await?,
-            Output::SendNotification(n) => {
+            Output::SendKeepalive(c) if !skip(c, self.conn_mut(c)) => {
+                self.send(c, &Message::Keepalive).await?
+            }
+            Output::SendNotification(c, n) => {
                 tracing::info!(
                     code = n.code,
                     subcode = n.subcode,
+                    conn = c.name(),
                     "sending NOTIFICATION {n}"
                 );
                 self.set_error(format!("sent NOTIFICATION {n}"));
                 let m = Message::Notification(convert::notification_out(&n));
                 // The connection closes next; a failed write changes nothing.
-                let _ = self.send(&m).await;
+                let _ = self.send(c, &m).await;
             }
-            Output::TimerSet { .. } | Output::TimerStopped(_) => {}
+            Output::SendOpen(_) | Output::SendKeepalive(_) => {}
             Output::StateChanged { from, to } => self.on_state(from, to),
-            Output::Established(neg) => self.on_established(&neg).await?,
+            Output::Established(c, neg) => self.on_established(c, &neg),
             Output::Down(reason) => self.on_down(&reason),
         }
         Ok(())
@@ -88,30 +119,30 @@ impl PeerRun<'_> {
         if let DownReason::NotificationReceived(n) = reason {
             self.set_error(format!("received NOTIFICATION {n}"));
         }
-        if std::mem::take(&mut self.established) {
-            tracing::info!(reason = %reason, "session down");
-            let _ = self.sh.rib_tx.send(RibMsg::Down {
-                peer: self.peer(),
-                epoch: self.sh.epoch,
-                kind: info::down_kind(reason),
-            });
-            self.rib_in.clear();
-            {
-                let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
-                st.prefixes_received = 0;
-                st.prefixes_sent = 0;
-            }
-            let _ = self.sh.events_tx.send(SpeakerEvent::PeerDown {
-                peer: self.peer(),
-                reason: reason.to_string(),
-            });
+        if self.established.take().is_none() {
+            return;
         }
-        self.ctx_rx = DecodeContext::default();
-        self.ctx_tx = DecodeContext::default();
+        tracing::info!(reason = %reason, "session down");
+        let _ = self.sh.rib_tx.send(RibMsg::Down {
+            peer: self.peer(),
+            epoch: self.sh.epoch,
+            kind: info::down_kind(reason),
+        });
+        self.rib_in.clear();
+        {
+            let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
+            st.prefixes_received = 0;
+            st.prefixes_sent = 0;
+        }
+        let _ = self.sh.events_tx.send(SpeakerEvent::PeerDown {
+            peer: self.peer(),
+            reason: reason.to_string(),
+        });
     }
 
-    async fn on_established(&mut self, neg: &Negotiated) -> std::io::Result<()> {
-        self.established = true;
+    fn on_established(&mut self, c: Conn, neg: &Negotiated) {
+        tracing::info!(conn = c.name(), "session established");
+        self.established = Some(c);
         self.sh
             .status
             .lock()
@@ -124,18 +155,15 @@ impl PeerRun<'_> {
         // The RIB sends the initial table, then End-of-RIB per family
         // (RFC 4271 §9.4, RFC 4724 §2), through `PeerCmd::Send`.
         self.sh.epoch = self.sh.epochs.fetch_add(1, Ordering::Relaxed) + 1;
-        let local = self
-            .conn
-            .as_ref()
-            .and_then(|c| c.local_addr().ok())
-            .map(|a| a.ip());
+        let conn = self.conn_mut(c).as_ref();
+        let local = conn.and_then(|x| x.local_addr().ok()).map(|a| a.ip());
+        let ctx_tx = conn.map(|x| x.ctx_tx.clone()).unwrap_or_default();
         let info = info::peer_info(&self.sh.cfg, self.sh.local_asn, neg, local);
         let _ = self.sh.rib_tx.send(RibMsg::Up {
             epoch: self.sh.epoch,
             info: Box::new(info),
-            ctx_tx: self.ctx_tx.clone(),
+            ctx_tx,
         });
-        Ok(())
     }
 
     pub(super) async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
@@ -143,8 +171,11 @@ impl PeerRun<'_> {
             return Ok(());
         }
         let updates = count_messages(buf);
-        let limit = self.write_limit();
-        match self.conn.as_mut() {
+        let Some(c) = self.established else {
+            return Ok(());
+        };
+        let limit = self.write_limit(c);
+        match self.conn_mut(c).as_mut() {
             Some(c) => {
                 timed(limit, c.write(buf)).await?;
                 self.sh
@@ -159,22 +190,24 @@ impl PeerRun<'_> {
         }
     }
 
-    async fn send(&mut self, msg: &Message) -> std::io::Result<()> {
-        let mut buf = Vec::new();
-        encode(msg, &self.ctx_tx, &mut buf).map_err(std::io::Error::other)?;
-        tracing::trace!(target: "bgp::packet", peer = %self.peer(), ?msg, "tx");
-        let limit = self.write_limit();
-        let Some(c) = self.conn.as_mut() else {
+    /// Encodes and writes one message on connection `c`.
+    async fn send(&mut self, c: Conn, msg: &Message) -> Result<(), Failed> {
+        tracing::trace!(target: "bgp::packet", peer = %self.peer(), conn = c.name(), ?msg, "tx");
+        let limit = self.write_limit(c);
+        let Some(conn) = self.conn_mut(c).as_mut() else {
             return Ok(());
         };
-        timed(limit, c.write(&buf)).await?;
+        let mut buf = Vec::new();
+        let id = conn.id;
+        encode(msg, &conn.ctx_tx, &mut buf).map_err(|_| (c, id))?;
+        timed(limit, conn.write(&buf)).await.map_err(|_| (c, id))?;
         let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
         count(&mut st.sent, msg);
         Ok(())
     }
 
-    pub(super) async fn handle_message(&mut self, msg: Message) {
-        tracing::trace!(target: "bgp::packet", peer = %self.peer(), ?msg, "rx");
+    pub(super) async fn handle_message(&mut self, c: Conn, msg: Message) {
+        tracing::trace!(target: "bgp::packet", peer = %self.peer(), conn = c.name(), ?msg, "rx");
         count(
             &mut self
                 .sh
@@ -184,31 +217,39 @@ impl PeerRun<'_> {
                 .received,
             &msg,
         );
+        let here = self.established == Some(c);
         match msg {
             Message::Open(o) => {
-                self.set_contexts(&o);
-                self.feed(Input::OpenReceived(convert::open_info(&o))).await;
+                let local = self.local_open.clone();
+                if let Some(conn) = self.conn_mut(c).as_mut() {
+                    conn.negotiate(&local, &o);
+                }
+                self.feed(Input::OpenReceived(c, convert::open_info(&o)))
+                    .await;
             }
-            Message::Keepalive => self.feed(Input::KeepaliveReceived).await,
+            Message::Keepalive => self.feed(Input::KeepaliveReceived(c)).await,
             Message::Notification(n) => {
                 let n = convert::notification_in(&n);
                 tracing::info!(
                     code = n.code,
                     subcode = n.subcode,
+                    conn = c.name(),
                     "received NOTIFICATION {n}"
                 );
-                self.feed(Input::NotificationReceived(n)).await;
+                self.set_error(format!("received NOTIFICATION {n}"));
+                self.feed(Input::NotificationReceived(c, n)).await;
             }
             Message::Update(u) => {
-                self.feed(Input::UpdateReceived).await;
-                if self.established {
+                self.feed(Input::UpdateReceived(c)).await;
+                if here && self.established == Some(c) {
                     self.handle_update(u).await;
                 }
             }
             Message::RouteRefresh(rr) => {
-                self.feed(Input::RouteRefreshReceived).await;
+                self.feed(Input::RouteRefreshReceived(c)).await;
                 // RFC 2918 §4: the RIB re-advertises that family's Adj-RIB-Out.
-                if self.established && rr.subtype == RouteRefreshSubtype::Normal {
+                let normal = rr.subtype == RouteRefreshSubtype::Normal;
+                if here && self.established == Some(c) && normal {
                     let _ = self.sh.rib_tx.send(RibMsg::Refresh {
                         peer: self.peer(),
                         epoch: self.sh.epoch,
@@ -224,7 +265,7 @@ impl PeerRun<'_> {
     /// routes refused under the old import rules were not kept, so they
     /// stay missing until the peer re-sends them or the session restarts.
     pub(super) async fn request_refresh(&mut self) {
-        let Some(neg) = self.fsm.negotiated().cloned() else {
+        let (Some(c), Some(neg)) = (self.established, self.fsm.negotiated().cloned()) else {
             return;
         };
         if !neg.route_refresh {
@@ -239,17 +280,11 @@ impl PeerRun<'_> {
             let family = convert::family_to_wire(*f);
             tracing::info!(%family, "import rules changed: sending ROUTE-REFRESH");
             let m = Message::RouteRefresh(RouteRefreshMsg::request(family));
-            if self.send(&m).await.is_err() {
-                self.feed(Input::TcpFailed).await;
+            if let Err((c, _)) = self.send(c, &m).await {
+                self.feed(Input::TcpFailed(c)).await;
                 return;
             }
         }
-    }
-
-    fn set_contexts(&mut self, remote: &OpenMsg) {
-        let l = &self.local_open.capabilities;
-        self.ctx_rx = DecodeContext::negotiated(l, &remote.capabilities, Direction::Receive);
-        self.ctx_tx = DecodeContext::negotiated(l, &remote.capabilities, Direction::Send);
     }
 
     async fn handle_update(&mut self, u: UpdateMsg) {
@@ -323,65 +358,13 @@ impl PeerRun<'_> {
         let n = Notification::with_data(6, cease_subcode::MAX_PREFIXES, data);
         self.feed(Input::AutomaticStop(n)).await;
     }
-
-    /// RFC 4271 §6.8 once the colliding connection's OPEN is in.
-    pub(super) async fn handle_collision(&mut self, conn: Connection, open: OpenMsg) {
-        let current_local = self.conn.as_ref().map(|c| c.origin) == Some(Origin::Local);
-        match self.fsm.state() {
-            State::Established => self.refuse_collision(conn).await,
-            State::OpenSent | State::OpenConfirm => {
-                let keep = resolve_collision(self.sh.router_id, open.bgp_id);
-                if keep == Keep::RemotelyInitiated && current_local {
-                    tracing::info!("connection collision: keeping the peer's connection");
-                    self.feed(Input::CollisionDump).await;
-                    self.adopt(conn, open).await;
-                } else {
-                    tracing::info!("connection collision: keeping our connection");
-                    self.refuse_collision(conn).await;
-                }
-            }
-            State::Idle | State::Connect | State::Active => self.adopt(conn, open).await,
-        }
-    }
-
-    /// Closes a colliding connection with Cease / Connection Collision Resolution.
-    pub(super) async fn refuse_collision(&mut self, mut conn: Connection) {
-        let n = NotificationMsg::cease(cease_subcode::CONNECTION_COLLISION);
-        let mut buf = Vec::new();
-        if encode(
-            &Message::Notification(n),
-            &DecodeContext::default(),
-            &mut buf,
-        )
-        .is_ok()
-        {
-            let _ = conn.write(&buf).await;
-        }
-        conn.close().await;
-    }
-
-    /// Continues on a new connection whose OPEN was already read: a fresh
-    /// FSM (one per connection, RFC 4271 §8) started on it.
-    async fn adopt(&mut self, conn: Connection, open: OpenMsg) {
-        self.fsm = Session::new(self.fsm.config().clone());
-        let outs = self.fsm.handle(Input::Start, now());
-        for o in outs.into_iter().filter(|o| *o != Output::Connect) {
-            let _ = self.apply(o).await;
-        }
-        self.connecting = None;
-        self.conn = Some(conn);
-        self.feed(Input::TcpConnected).await;
-        self.set_contexts(&open);
-        self.feed(Input::OpenReceived(convert::open_info(&open)))
-            .await;
-    }
 }
 
 /// A write that takes longer than this means a peer that stopped reading:
 /// the negotiated hold time (RFC 4271 §4.4 spirit), else the 4-minute one.
 impl PeerRun<'_> {
-    fn write_limit(&self) -> std::time::Duration {
-        match self.fsm.negotiated().map(|n| n.hold_time) {
+    fn write_limit(&self, c: Conn) -> std::time::Duration {
+        match self.fsm.negotiated_on(c).map(|n| n.hold_time) {
             Some(h) if h > 0 => std::time::Duration::from_secs(u64::from(h)),
             _ => tortie_bgp_session::fsm::LARGE_HOLD_TIME,
         }
@@ -395,6 +378,16 @@ async fn timed(
     tokio::time::timeout(limit, f)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
+}
+
+/// Answers a refused connection: the NOTIFICATION, then the close.
+async fn refuse(mut conn: Connection, n: &Notification) {
+    let mut buf = Vec::new();
+    let m = Message::Notification(convert::notification_out(n));
+    if encode(&m, &DecodeContext::default(), &mut buf).is_ok() {
+        let _ = timed(std::time::Duration::from_secs(1), conn.write(&buf)).await;
+    }
+    conn.close().await;
 }
 
 fn count(c: &mut crate::status::MessageCounters, m: &Message) {

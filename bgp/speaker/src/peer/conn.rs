@@ -1,20 +1,12 @@
 //! One TCP connection to a peer: framing (`check` then `parse`, as
-//! mini-redis does) on a read buffer, and whole-message writes.
+//! mini-redis does) on a read buffer, whole-message writes, and the decode
+//! contexts its own OPEN exchange negotiated.
 
 use bytes::{Buf, BytesMut};
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tortie_bgp_wire::{check, parse, DecodeContext, DecodeError, Message};
-
-/// Who opened the connection (RFC 4271 §6.8 needs to know).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// We connected.
-    Local,
-    /// The peer connected to our listener.
-    Remote,
-}
+use tortie_bgp_wire::{check, parse, DecodeContext, DecodeError, Direction, OpenMsg};
 
 /// Why reading failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +15,13 @@ pub enum ReadError {
     #[error("{0}")]
     Io(#[from] io::Error),
     /// The peer sent something malformed.
-    #[error("{0}")]
-    Decode(#[from] DecodeError),
+    #[error("{error}")]
+    Decode {
+        /// What is wrong.
+        error: DecodeError,
+        /// The message type, when the header was sound and the body was not.
+        msg_type: Option<u8>,
+    },
 }
 
 /// A framed BGP connection.
@@ -32,17 +29,23 @@ pub enum ReadError {
 pub struct Connection {
     stream: TcpStream,
     buf: BytesMut,
-    /// Who opened it.
-    pub origin: Origin,
+    /// Tells this connection from an earlier one in the same slot.
+    pub id: u64,
+    /// How to decode what the peer sends (negotiated once its OPEN is in).
+    pub ctx_rx: DecodeContext,
+    /// How to encode what we send.
+    pub ctx_tx: DecodeContext,
 }
 
 impl Connection {
     /// Wraps a connected stream.
-    pub fn new(stream: TcpStream, origin: Origin) -> Self {
+    pub fn new(stream: TcpStream, id: u64) -> Self {
         Self {
             stream,
             buf: BytesMut::with_capacity(8192),
-            origin,
+            id,
+            ctx_rx: DecodeContext::default(),
+            ctx_tx: DecodeContext::default(),
         }
     }
 
@@ -51,17 +54,34 @@ impl Connection {
         self.stream.local_addr()
     }
 
+    /// Sets the contexts both OPENs negotiate (4-octet AS, ADD-PATH, ...).
+    pub fn negotiate(&mut self, local: &OpenMsg, remote: &OpenMsg) {
+        let (l, r) = (&local.capabilities, &remote.capabilities);
+        self.ctx_rx = DecodeContext::negotiated(l, r, Direction::Receive);
+        self.ctx_tx = DecodeContext::negotiated(l, r, Direction::Send);
+    }
+
     /// The next whole message; `Ok(None)` when the peer closed the connection.
     /// Cancel safe: bytes read so far stay in the buffer.
     pub async fn read_message(
         &mut self,
-        ctx: &DecodeContext,
-    ) -> Result<Option<(Message, usize)>, ReadError> {
+    ) -> Result<Option<(tortie_bgp_wire::Message, usize)>, ReadError> {
         loop {
-            if let Some(len) = check(&self.buf, ctx)? {
-                let msg = parse(&self.buf[..len], ctx);
+            let framed = check(&self.buf, &self.ctx_rx).map_err(|error| ReadError::Decode {
+                error,
+                msg_type: None,
+            })?;
+            if let Some(len) = framed {
+                let msg = parse(&self.buf[..len], &self.ctx_rx);
+                let msg_type = self.buf[18];
                 self.buf.advance(len);
-                return Ok(Some((msg?, len)));
+                return match msg {
+                    Ok(m) => Ok(Some((m, len))),
+                    Err(error) => Err(ReadError::Decode {
+                        error,
+                        msg_type: Some(msg_type),
+                    }),
+                };
             }
             if self.stream.read_buf(&mut self.buf).await? == 0 {
                 return Ok(None);

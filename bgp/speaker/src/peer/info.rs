@@ -79,12 +79,13 @@ fn import_scope(cfg: &PeerConfig) -> ImportScope {
     }
 }
 
-/// RFC 4724 §4.2: the routes of a peer whose connection was lost (or whose
-/// hold timer expired) are kept; a NOTIFICATION ends them (we do not offer
-/// RFC 8538's graceful NOTIFICATIONs).
+/// RFC 4724 §4.2: the routes of a peer whose connection was lost, whose
+/// hold timer expired, or that reconnected while Established (it
+/// restarted) are kept; a NOTIFICATION ends them (we do not offer RFC
+/// 8538's graceful NOTIFICATIONs).
 pub(crate) fn down_kind(reason: &DownReason) -> DownKind {
     match reason {
-        DownReason::ConnectionLost => DownKind::Graceful,
+        DownReason::ConnectionLost | DownReason::PeerRestarted => DownKind::Graceful,
         // Hold Timer Expired sent by us: the peer went silent.
         DownReason::NotificationSent(n) if n.code == error_code::HOLD_TIMER_EXPIRED => {
             DownKind::Graceful
@@ -122,6 +123,7 @@ mod tests {
     #[test]
     fn a_lost_connection_or_hold_timer_expiry_keeps_routes_and_a_notification_does_not() {
         assert_eq!(down_kind(&DownReason::ConnectionLost), DownKind::Graceful);
+        assert_eq!(down_kind(&DownReason::PeerRestarted), DownKind::Graceful);
         let hold = Notification::new(4, 0);
         assert_eq!(
             down_kind(&DownReason::NotificationSent(hold)),

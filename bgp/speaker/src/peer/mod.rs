@@ -14,10 +14,11 @@ use crate::rib::AdjRibIn;
 use crate::routing::RibMsg;
 use crate::status::PeerStatus;
 use crate::SpeakerEvent;
-use conn::{Connection, Origin, ReadError};
+use conn::{Connection, ReadError};
 use futures::FutureExt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
@@ -25,9 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tortie_bgp_session::{Expectation, Input, Session, SessionConfig, State};
-use tortie_bgp_wire::{DecodeContext, Message, OpenMsg};
-use tracing::Instrument;
+use tortie_bgp_session::{Conn, Expectation, Input, Session, SessionConfig, State};
+use tortie_bgp_wire::{Message, OpenMsg};
 
 /// Commands from the instance to a peer task.
 #[derive(Debug)]
@@ -66,7 +66,6 @@ pub(crate) struct PeerShared {
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
-type PendingOpen = tokio::task::JoinHandle<Option<(Connection, OpenMsg)>>;
 
 /// Runs a peer until it is stopped; a panic inside restarts the session
 /// after its first idle hold time.
@@ -135,14 +134,20 @@ impl RateLimit {
 struct PeerRun<'a> {
     sh: &'a mut PeerShared,
     fsm: Session,
-    conn: Option<Connection>,
+    /// The connection we opened, once TCP is up.
+    outgoing: Option<Connection>,
+    /// The connection the peer opened, once the FSM accepted it.
+    incoming: Option<Connection>,
+    /// Our TCP connect in progress.
     connecting: Option<Connecting>,
-    pending: Option<PendingOpen>,
+    /// A connection from the listener the FSM has not answered yet.
+    offered: Option<Connection>,
+    /// Numbers connections (see [`Connection::id`]).
+    next_id: u64,
     local_open: OpenMsg,
-    ctx_rx: DecodeContext,
-    ctx_tx: DecodeContext,
     rib_in: AdjRibIn,
-    established: bool,
+    /// The connection the session is Established on.
+    established: Option<Conn>,
     warn: RateLimit,
 }
 
@@ -169,12 +174,9 @@ fn session_config(sh: &PeerShared, local_open: &OpenMsg) -> SessionConfig {
     }
 }
 
-async fn read_opt(
-    conn: &mut Option<Connection>,
-    ctx: &DecodeContext,
-) -> Result<Option<(Message, usize)>, ReadError> {
+async fn read_opt(conn: &mut Option<Connection>) -> Result<Option<(Message, usize)>, ReadError> {
     match conn {
-        Some(c) => c.read_message(ctx).await,
+        Some(c) => c.read_message().await,
         None => std::future::pending().await,
     }
 }
@@ -193,22 +195,6 @@ async fn connect_opt(c: &mut Option<Connecting>) -> std::io::Result<TcpStream> {
     }
 }
 
-async fn pending_opt(p: &mut Option<PendingOpen>) -> Option<(Connection, OpenMsg)> {
-    match p {
-        Some(h) => h.await.ok().flatten(),
-        None => std::future::pending().await,
-    }
-}
-
-/// Reads a colliding connection's OPEN (RFC 4271 §6.8 needs its BGP Identifier).
-async fn read_open(mut conn: Connection, limit: Duration) -> Option<(Connection, OpenMsg)> {
-    let ctx = DecodeContext::default();
-    match tokio::time::timeout(limit, conn.read_message(&ctx)).await {
-        Ok(Ok(Some((Message::Open(o), _)))) => Some((conn, o)),
-        _ => None,
-    }
-}
-
 impl<'a> PeerRun<'a> {
     fn new(sh: &'a mut PeerShared) -> Self {
         let local_open = convert::local_open(sh.local_asn, sh.router_id, &sh.cfg);
@@ -216,20 +202,35 @@ impl<'a> PeerRun<'a> {
         Self {
             sh,
             fsm,
-            conn: None,
+            outgoing: None,
+            incoming: None,
             connecting: None,
-            pending: None,
+            offered: None,
+            next_id: 0,
             local_open,
-            ctx_rx: DecodeContext::default(),
-            ctx_tx: DecodeContext::default(),
             rib_in: AdjRibIn::default(),
-            established: false,
+            established: None,
             warn: RateLimit::default(),
         }
     }
 
     fn peer(&self) -> IpAddr {
         self.sh.cfg.address
+    }
+
+    /// The connection in slot `c`.
+    fn conn_mut(&mut self, c: Conn) -> &mut Option<Connection> {
+        match c {
+            Conn::Outgoing => &mut self.outgoing,
+            Conn::Incoming => &mut self.incoming,
+        }
+    }
+
+    /// A new connection object (numbered, so that a failure reported for an
+    /// earlier one in the same slot is recognised).
+    fn wrap(&mut self, stream: TcpStream) -> Connection {
+        self.next_id += 1;
+        Connection::new(stream, self.next_id)
     }
 
     async fn run(mut self) {
@@ -240,124 +241,169 @@ impl<'a> PeerRun<'a> {
                 cmd = self.sh.cmd_rx.recv() => match cmd {
                     None => return self.stop(crate::ShutdownMode::Cease).await,
                     Some(PeerCmd::Stop(mode)) => return self.stop(mode).await,
-                    Some(cmd) => self.handle_cmd(cmd).await,
+                    Some(cmd) => {
+                        if let ControlFlow::Break(mode) = self.handle_cmd(cmd).await {
+                            return self.stop(mode).await;
+                        }
+                    }
                 },
                 () = sleep_opt(deadline) => self.handle_timers().await,
                 r = connect_opt(&mut self.connecting) => {
                     self.connecting = None;
                     self.handle_connected(r).await;
                 }
-                r = read_opt(&mut self.conn, &self.ctx_rx) => self.handle_read(r).await,
-                r = pending_opt(&mut self.pending) => {
-                    self.pending = None;
-                    if let Some((conn, open)) = r {
-                        self.handle_collision(conn, open).await;
-                    }
-                }
+                r = read_opt(&mut self.outgoing) => self.handle_read(Conn::Outgoing, r).await,
+                r = read_opt(&mut self.incoming) => self.handle_read(Conn::Incoming, r).await,
             }
         }
     }
 
     async fn stop(mut self, mode: crate::ShutdownMode) {
+        // Graceful-restart mode: the connections just close (no
+        // NOTIFICATION), so that the peers keep our routes (RFC 4724).
         if mode == crate::ShutdownMode::Cease {
             self.feed(Input::ManualStop).await;
         }
-        if let Some(c) = self.conn.take() {
-            c.close().await;
+        for c in Conn::BOTH {
+            if let Some(conn) = self.conn_mut(c).take() {
+                conn.close().await;
+            }
         }
     }
 
     async fn handle_timers(&mut self) {
         let now = now();
-        while let Some((kind, at)) = self.fsm.next_timer() {
+        while let Some((t, at)) = self.fsm.next_timer() {
             if at > now {
                 break;
             }
-            self.feed(Input::TimerExpired(kind)).await;
+            self.feed(Input::TimerExpired(t)).await;
         }
     }
 
-    async fn handle_cmd(&mut self, cmd: PeerCmd) {
-        match cmd {
-            PeerCmd::Incoming(stream) => self.handle_incoming(stream).await,
-            PeerCmd::Send { epoch, bytes } => {
-                // Bytes for a session that has since gone are dropped: the
-                // RIB dumps the whole table to the next one.
-                if self.established && epoch == self.sh.epoch && self.write(&bytes).await.is_err() {
-                    self.feed(Input::TcpFailed).await;
+    /// Handles one command (and the UPDATE bytes queued behind it); breaks
+    /// with its mode when a Stop was among them.
+    async fn handle_cmd(&mut self, cmd: PeerCmd) -> ControlFlow<crate::ShutdownMode> {
+        let mut next = Some(cmd);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                PeerCmd::Incoming(stream) => self.handle_incoming(stream).await,
+                PeerCmd::Send { epoch, bytes } => next = self.send_queued(epoch, bytes).await,
+                PeerCmd::RouteRefresh { epoch } => {
+                    if self.established.is_some() && epoch == self.sh.epoch {
+                        self.request_refresh().await;
+                    }
                 }
+                PeerCmd::Stop(mode) => return ControlFlow::Break(mode),
             }
-            PeerCmd::RouteRefresh { epoch } => {
-                if self.established && epoch == self.sh.epoch {
-                    self.request_refresh().await;
-                }
-            }
-            PeerCmd::Stop(_) => {}
         }
+        ControlFlow::Continue(())
     }
 
+    /// Writes `first` and every UPDATE batch queued behind it in one write
+    /// (a route reflector's client gets one batch per source in a burst);
+    /// returns the first other command drained meanwhile. Bytes for a
+    /// session that has since gone are dropped: the RIB dumps the whole
+    /// table to the next one.
+    async fn send_queued(&mut self, epoch: u64, first: Arc<Vec<u8>>) -> Option<PeerCmd> {
+        const MAX: usize = 1 << 20;
+        let current = self.sh.epoch;
+        let mut buf = Vec::new();
+        if epoch == current {
+            buf.extend_from_slice(&first);
+        }
+        let mut other = None;
+        while buf.len() < MAX {
+            match self.sh.cmd_rx.try_recv() {
+                Ok(PeerCmd::Send { epoch, bytes }) if epoch == current => {
+                    buf.extend_from_slice(&bytes)
+                }
+                Ok(PeerCmd::Send { .. }) => {}
+                Ok(cmd) => {
+                    other = Some(cmd);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(c) = self.established.filter(|_| !buf.is_empty()) {
+            if self.write(&buf).await.is_err() {
+                self.feed(Input::TcpFailed(c)).await;
+            }
+        }
+        other
+    }
+
+    /// RFC 4271 §8: a connection from the peer is offered to the FSM, which
+    /// accepts it (our OPEN goes out at once) or refuses it with a
+    /// NOTIFICATION (damped, or a collision with an Established session).
     async fn handle_incoming(&mut self, stream: TcpStream) {
         if let Err(e) = crate::transport::apply_ttl(&stream, &self.sh.cfg) {
             tracing::warn!(error = %e, "cannot apply TTL policy to an incoming connection");
             return;
         }
-        let conn = Connection::new(stream, Origin::Remote);
-        match self.fsm.state() {
-            // §8.2.2 Idle: connections are refused (IdleHoldTimer running or stopped).
-            State::Idle => conn.close().await,
-            // Nothing of ours in flight: this connection is the session's.
-            State::Active if self.conn.is_none() => {
-                self.connecting = None;
-                self.conn = Some(conn);
-                self.feed(Input::TcpConnected).await;
-            }
-            // §6.8: our own attempt may be about to succeed; read the new
-            // connection's OPEN, then resolve (see `handle_collision`).
-            State::Connect | State::Active | State::OpenSent | State::OpenConfirm
-                if self.pending.is_none() =>
-            {
-                let limit = Duration::from_secs(10);
-                self.pending = Some(tokio::spawn(read_open(conn, limit).in_current_span()));
-            }
-            // §6.8: a collision with an Established session closes the new connection.
-            _ => self.refuse_collision(conn).await,
-        }
+        tracing::debug!("incoming connection");
+        self.offered = Some(self.wrap(stream));
+        self.feed(Input::TcpIncoming).await;
+        // The FSM answers every offer; nothing is left here.
+        self.offered = None;
     }
 
     async fn handle_connected(&mut self, r: std::io::Result<TcpStream>) {
         match r {
             Ok(stream) => {
                 tracing::debug!("connected");
-                self.conn = Some(Connection::new(stream, Origin::Local));
+                self.outgoing = Some(self.wrap(stream));
                 self.feed(Input::TcpConnected).await;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
-                self.set_error(format!("connect: {e}"));
-                self.feed(Input::TcpFailed).await;
+                self.set_connect_error(format!("connect: {e}"));
+                self.feed(Input::TcpFailed(Conn::Outgoing)).await;
             }
         }
     }
 
-    async fn handle_read(&mut self, r: Result<Option<(Message, usize)>, ReadError>) {
+    async fn handle_read(&mut self, c: Conn, r: Result<Option<(Message, usize)>, ReadError>) {
         match r {
-            Ok(Some((msg, _len))) => self.handle_message(msg).await,
+            Ok(Some((msg, _len))) => self.handle_message(c, msg).await,
             Ok(None) => {
                 self.set_error("connection closed by peer".into());
-                self.feed(Input::TcpFailed).await;
+                self.feed(Input::TcpFailed(c)).await;
             }
             Err(ReadError::Io(e)) => {
                 self.set_error(format!("connection: {e}"));
-                self.feed(Input::TcpFailed).await;
+                self.feed(Input::TcpFailed(c)).await;
             }
-            Err(ReadError::Decode(e)) => {
-                if let Some(suppressed) = self.warn.allow() {
-                    tracing::warn!(error = %e, suppressed, "malformed message from peer");
+            Err(ReadError::Decode { error, msg_type }) => {
+                // RFC 6608: an UPDATE or ROUTE-REFRESH before Established is
+                // unexpected whatever its content (FSM Error).
+                let early = self.fsm.connection(c) != Some(State::Established);
+                if early && matches!(msg_type, Some(2 | 5)) {
+                    return self.feed(Input::UpdateReceived(c)).await;
                 }
-                let n = tortie_bgp_wire::NotificationMsg::from(&e);
-                self.feed(Input::MessageError(convert::notification_in(&n)))
+                if let Some(suppressed) = self.warn.allow() {
+                    tracing::warn!(error = %error, suppressed, conn = c.name(), "malformed message from peer");
+                }
+                let n = tortie_bgp_wire::NotificationMsg::from(&error);
+                self.feed(Input::MessageError(c, convert::notification_in(&n)))
                     .await;
             }
+        }
+    }
+
+    /// A failed connect of ours is the last error only while nothing
+    /// weightier is recorded: the NOTIFICATION or loss that ended the last
+    /// session stays visible while we keep retrying (as FRR's "last
+    /// reset"); the state (Active/Connect) shows the retries.
+    fn set_connect_error(&self, e: String) {
+        let mut st = self.sh.status.lock().unwrap_or_else(|e| e.into_inner());
+        if st
+            .last_error
+            .as_deref()
+            .is_none_or(|l| l.starts_with("connect: "))
+        {
+            st.last_error = Some(e);
         }
     }
 

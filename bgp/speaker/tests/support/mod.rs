@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bird_gr;
+pub mod client;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
