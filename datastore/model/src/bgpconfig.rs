@@ -112,17 +112,17 @@ pub struct BgpConfigurationSpec {
     /// Listener bind mode (default `None`: all addresses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind_mode: Option<BindMode>,
-    /// Interfaces whose routes are ignored.
+    /// Interfaces whose routes are ignored (refused by validation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_interfaces: Vec<String>,
-    /// IPv4 address local workloads peer with.
+    /// IPv4 address local workloads peer with (refused by validation).
     #[serde(
         rename = "localWorkloadPeeringIPV4",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub local_workload_peering_ipv4: Option<IpAddr>,
-    /// IPv6 address local workloads peer with.
+    /// IPv6 address local workloads peer with (refused by validation).
     #[serde(
         rename = "localWorkloadPeeringIPV6",
         default,
@@ -175,17 +175,19 @@ impl BgpConfiguration {
         self.metadata.name == DEFAULT_BGP_CONFIGURATION
     }
 
-    /// Fills the defaults. Only `default` gets the mesh and AS defaults,
-    /// since per-node configurations may not set them.
+    /// Fills the defaults of the `default` configuration.
+    /// A per-node configuration gets none: what it leaves out comes from
+    /// `default`.
     pub fn apply_defaults(&mut self) {
+        if self.metadata.name != DEFAULT_BGP_CONFIGURATION {
+            return;
+        }
         let s = &mut self.spec;
         s.log_severity_screen = Some(s.log_severity_screen());
         s.listen_port = Some(s.listen_port());
         s.bind_mode = Some(s.bind_mode());
-        if self.metadata.name == DEFAULT_BGP_CONFIGURATION {
-            s.node_to_node_mesh_enabled = Some(s.node_to_node_mesh_enabled());
-            s.as_number = Some(s.as_number());
-        }
+        s.node_to_node_mesh_enabled = Some(s.node_to_node_mesh_enabled());
+        s.as_number = Some(s.as_number());
     }
 
     /// Checks the configuration the way Calico does; empty when valid.
@@ -216,6 +218,10 @@ impl BgpConfiguration {
             c.reject_display("spec.asNumber", 0, reason);
         }
         self.check_default_only(&mut c);
+        check_unsupported(&mut c, s);
+        if let Some(pw) = &s.node_mesh_password {
+            pw.check(&mut c, "spec.nodeMeshPassword");
+        }
         check_blocks(&mut c, s);
         check_communities(&mut c, s);
         c.finish()
@@ -238,8 +244,44 @@ impl BgpConfiguration {
             c.reject("spec.nodeMeshPassword", &s.node_mesh_password, msg.clone());
         }
         if let Some(v) = s.node_mesh_max_restart_time {
-            c.reject_display("spec.nodeMeshMaxRestartTime", v, msg);
+            c.reject_display("spec.nodeMeshMaxRestartTime", v, msg.clone());
         }
+        // Calico: a node.<name> configuration overrides only
+        // logSeverityScreen, listenPort and prefixAdvertisements (with the
+        // communities they name).
+        let msg = Reason::NotAllowed(
+            "may only be set in the BGPConfiguration named `default`; node.<name> overrides only logSeverityScreen, listenPort and prefixAdvertisements",
+        );
+        if let Some(v) = s.bind_mode {
+            c.reject("spec.bindMode", v, msg.clone());
+        }
+        let lists = [
+            ("spec.serviceClusterIPs", &s.service_cluster_ips),
+            ("spec.serviceExternalIPs", &s.service_external_ips),
+            ("spec.serviceLoadBalancerIPs", &s.service_load_balancer_ips),
+        ];
+        for (field, list) in lists {
+            if !list.is_empty() {
+                c.reject_display(field, list.len(), msg.clone());
+            }
+        }
+    }
+}
+
+/// Calico fields tortie does not implement: refused by name.
+fn check_unsupported(c: &mut Checker, s: &BgpConfigurationSpec) {
+    if !s.ignored_interfaces.is_empty() {
+        let why = Reason::Unsupported(
+            "tortie's BGP speaker does not read interface routes, so there are none to ignore",
+        );
+        c.reject("spec.ignoredInterfaces", &s.ignored_interfaces, why);
+    }
+    let why = Reason::Unsupported("tortie does not peer with local workloads");
+    if let Some(ip) = s.local_workload_peering_ipv4 {
+        c.reject_display("spec.localWorkloadPeeringIPV4", ip, why.clone());
+    }
+    if let Some(ip) = s.local_workload_peering_ipv6 {
+        c.reject_display("spec.localWorkloadPeeringIPV6", ip, why);
     }
 }
 

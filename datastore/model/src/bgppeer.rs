@@ -107,16 +107,16 @@ pub struct BgpPeerSpec {
     /// Source address of the sessions (default `UseNodeIP`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<SourceAddress>,
-    /// Failure detection.
+    /// Failure detection (only `None` is accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_detection_mode: Option<FailureDetectionMode>,
-    /// Graceful-restart flavour.
+    /// Graceful-restart flavour (only `GracefulRestart` is accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_mode: Option<RestartMode>,
     /// Graceful-restart time (RFC 4724; default 120s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_restart_time: Option<GoDuration>,
-    /// Next-hop resolution mode (accepted, not used).
+    /// Next-hop resolution mode of BIRD (refused by validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bird_gateway_mode: Option<BirdGatewayMode>,
     /// How often the local AS may appear in received AS paths.
@@ -125,13 +125,14 @@ pub struct BgpPeerSpec {
     /// GTSM (RFC 5082): the peer is at most this many hops away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_security: Option<u8>,
-    /// Gateway through which the peer is reached.
+    /// Gateway through which the peer is reached (refused by validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reachable_by: Option<IpAddr>,
-    /// Names of BGPFilter resources applied to this peer, in order.
+    /// Names of BGPFilter resources applied to this peer, in order
+    /// (refused by validation: BGPFilter is not implemented).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<String>,
-    /// Local workloads this peering is for.
+    /// Local workloads this peering is for (refused by validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_workload_selector: Option<String>,
     /// Keepalive interval.
@@ -201,10 +202,14 @@ impl BgpPeer {
             };
             c.reject_display("spec.asNumber", 0, reason);
         }
-        check_reachable_by(&mut c, s);
         for (i, f) in s.filters.iter().enumerate() {
             validate::check_name_ref(&mut c, &format!("spec.filters[{i}]"), Some(f));
         }
+        if let Some(pw) = &s.password {
+            pw.check(&mut c, "spec.password");
+        }
+        check_keepalive(&mut c, s.keepalive_time);
+        check_unsupported(&mut c, s);
         if let Some(n) = s.num_allowed_local_as_numbers {
             if n < 0 {
                 let reason = Reason::OutOfRange {
@@ -246,22 +251,50 @@ fn check_exclusive(c: &mut Checker, s: &BgpPeerSpec) {
     }
 }
 
-fn check_reachable_by(c: &mut Checker, s: &BgpPeerSpec) {
-    let Some(via) = s.reachable_by else { return };
-    match &s.peer_ip {
-        None => c.reject_display(
-            "spec.reachableBy",
-            via,
-            Reason::NotAllowed("requires spec.peerIP"),
-        ),
-        Some(peer) if peer.ip.is_ipv4() != via.is_ipv4() => c.reject_display(
-            "spec.reachableBy",
-            via,
-            Reason::WrongAddress {
-                expected: "of the same address family as spec.peerIP",
-            },
-        ),
-        Some(_) => {}
+/// The keepalive interval in whole seconds, as BIRD's `keepalive time`:
+/// 1 s to 65535 s (RFC 4271 §10 timers are 16-bit seconds).
+fn check_keepalive(c: &mut Checker, keepalive: Option<GoDuration>) {
+    let Some(k) = keepalive else { return };
+    let secs = k.as_duration().as_secs_f64();
+    if !(1.0..=65535.0).contains(&secs) || k.as_duration().subsec_nanos() != 0 {
+        let reason = Reason::Invalid(
+            "must be a whole number of seconds between 1s and 65535s (18h12m15s)".into(),
+        );
+        c.reject_display("spec.keepaliveTime", k, reason);
+    }
+}
+
+/// Calico fields tortie does not implement: refused by name (never
+/// accepted and ignored). `failureDetectionMode: None` and `restartMode:
+/// GracefulRestart` are what tortie does and are accepted.
+fn check_unsupported(c: &mut Checker, s: &BgpPeerSpec) {
+    if s.failure_detection_mode == Some(FailureDetectionMode::BFDIfDirectlyConnected) {
+        let why = Reason::Unsupported("tortie has no BFD; only `None` (the hold timer) is");
+        c.reject("spec.failureDetectionMode", "BFDIfDirectlyConnected", why);
+    }
+    if s.restart_mode == Some(RestartMode::LongLivedGracefulRestart) {
+        let why = Reason::Unsupported(
+            "long-lived graceful restart (RFC 9494); only `GracefulRestart` (RFC 4724) is",
+        );
+        c.reject("spec.restartMode", "LongLivedGracefulRestart", why);
+    }
+    if let Some(m) = s.bird_gateway_mode {
+        let why = Reason::Unsupported(
+            "it is BIRD's next-hop resolution; tortie installs routes through the BGP next hop",
+        );
+        c.reject("spec.birdGatewayMode", m, why);
+    }
+    if let Some(via) = s.reachable_by {
+        let why = Reason::Unsupported("tortie adds no static route toward the peer");
+        c.reject_display("spec.reachableBy", via, why);
+    }
+    if let Some(sel) = &s.local_workload_selector {
+        let why = Reason::Unsupported("tortie does not peer with local workloads");
+        c.reject("spec.localWorkloadSelector", sel, why);
+    }
+    if !s.filters.is_empty() {
+        let why = Reason::Unsupported("tortie does not implement BGPFilter resources");
+        c.reject("spec.filters", &s.filters, why);
     }
 }
 

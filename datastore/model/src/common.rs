@@ -4,6 +4,9 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Checker, Reason};
+use crate::validate;
+
 /// A log level as Calico spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LogSeverity {
@@ -48,6 +51,44 @@ pub struct SecretKeyRef {
     /// Whether a missing secret or key is tolerated (no password then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
+}
+
+/// True if `key` is a Kubernetes secret data key: 1 to 253 of
+/// alphanumerics, `-`, `_` and `.`, and not `.` or `..` (so that it is one
+/// path component under the secret's folder).
+pub fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl BgpPassword {
+    /// Checks the reference (`field` is e.g. `spec.password`): a secret
+    /// name that is a DNS-1123 subdomain and a key that is a secret data
+    /// key, so that `<secrets dir>/<name>/<key>` stays inside the secrets
+    /// folder.
+    pub(crate) fn check(&self, c: &mut Checker, field: &str) {
+        let Some(r) = &self.secret_key_ref else {
+            c.reject(&format!("{field}.secretKeyRef"), "", Reason::Required);
+            return;
+        };
+        if !validate::is_dns1123_subdomain(&r.name) {
+            let f = format!("{field}.secretKeyRef.name");
+            c.reject(&f, &r.name, Reason::NotDns1123Subdomain);
+        }
+        if !is_secret_key(&r.key) {
+            let f = format!("{field}.secretKeyRef.key");
+            let reason = Reason::Invalid(
+                "must be a secret key: 1 to 253 alphanumerics, '-', '_' or '.', not '.' or '..'"
+                    .into(),
+            );
+            c.reject(&f, &r.key, reason);
+        }
+    }
 }
 
 /// A `{cidr: ...}` entry of a CIDR list (service IP ranges).

@@ -28,8 +28,58 @@ fn per_node_configs_get_no_cluster_only_defaults() {
     c.apply_defaults();
     assert_eq!(c.spec.as_number, None);
     assert_eq!(c.spec.node_to_node_mesh_enabled, None);
-    assert_eq!(c.spec.listen_port, Some(179));
+    // What a node.<name> leaves out comes from `default`.
+    assert_eq!(c.spec.listen_port, None);
+    assert_eq!(c.spec.log_severity_screen, None);
+    assert_eq!(c.spec.bind_mode, None);
     assert_eq!(c.validate(), vec![]);
+}
+
+#[test]
+fn per_node_configs_override_only_what_calico_lets_them() {
+    let mut c = config("node.node1");
+    c.spec.listen_port = Some(17900);
+    c.spec.log_severity_screen = Some(LogSeverity::Debug);
+    c.spec.bind_mode = Some(BindMode::NodeIp);
+    c.spec.service_cluster_ips = vec![CidrBlock {
+        cidr: "10.96.0.0/12".parse().unwrap(),
+    }];
+    let paths: Vec<String> = c.validate().into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "BGPConfiguration(node.node1).spec.bindMode",
+            "BGPConfiguration(node.node1).spec.serviceClusterIPs",
+        ]
+    );
+}
+
+#[test]
+fn ignored_interfaces_and_local_workload_peering_are_refused_by_name() {
+    let mut c = config("default");
+    c.spec.ignored_interfaces = vec!["eth9".into()];
+    c.spec.local_workload_peering_ipv4 = Some("169.254.0.1".parse().unwrap());
+    let errs: Vec<String> = c.validate().iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("spec.ignoredInterfaces") && errs[0].contains("not supported"));
+    assert!(errs[1].contains("spec.localWorkloadPeeringIPV4") && errs[1].contains("not supported"));
+}
+
+#[test]
+fn the_mesh_password_reference_is_checked() {
+    let mut c = config("default");
+    c.spec.node_mesh_password = Some(BgpPassword {
+        secret_key_ref: Some(crate::common::SecretKeyRef {
+            name: "bgp".into(),
+            key: "../x".into(),
+            optional: None,
+        }),
+    });
+    let paths: Vec<String> = c.validate().into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        vec!["BGPConfiguration(default).spec.nodeMeshPassword.secretKeyRef.key"]
+    );
 }
 
 #[test]

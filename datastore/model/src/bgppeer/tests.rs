@@ -78,13 +78,98 @@ fn selectors_and_node_names_are_checked() {
     assert!(matches!(errs[0].reason, Reason::Selector(_)));
 }
 
+fn refusals(s: BgpPeerSpec) -> Vec<String> {
+    peer(s)
+        .validate()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
 #[test]
-fn reachable_by_must_match_the_peer_family() {
+fn fields_tortie_does_not_implement_are_refused_by_name() {
     let mut s = global_peer();
-    s.reachable_by = Some("fd00::1".parse().unwrap());
-    assert_eq!(peer(s.clone()).validate().len(), 1);
     s.reachable_by = Some("192.0.2.254".parse().unwrap());
-    assert_eq!(peer(s).validate(), vec![]);
+    s.bird_gateway_mode = Some(BirdGatewayMode::Recursive);
+    s.failure_detection_mode = Some(FailureDetectionMode::BFDIfDirectlyConnected);
+    s.restart_mode = Some(RestartMode::LongLivedGracefulRestart);
+    s.local_workload_selector = Some("all()".into());
+    s.filters = vec!["f1".into()];
+    let errs = refusals(s);
+    for field in [
+        "reachableBy",
+        "birdGatewayMode",
+        "failureDetectionMode",
+        "restartMode",
+        "localWorkloadSelector",
+        "filters",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(&format!("spec.{field}:"))
+                && e.contains("is not supported by tortie")),
+            "{field}: {errs:?}"
+        );
+    }
+    assert_eq!(errs.len(), 6, "{errs:?}");
+}
+
+#[test]
+fn the_modes_tortie_runs_are_accepted() {
+    let mut s = global_peer();
+    s.failure_detection_mode = Some(FailureDetectionMode::None);
+    s.restart_mode = Some(RestartMode::GracefulRestart);
+    s.keepalive_time = Some(GoDuration::from_secs(10));
+    s.num_allowed_local_as_numbers = Some(2);
+    s.source_address = Some(SourceAddress::None);
+    assert_eq!(refusals(s), Vec::<String>::new());
+}
+
+#[test]
+fn keepalive_is_whole_seconds_from_1_to_65535() {
+    for bad in ["0s", "500ms", "1.5s", "65536s"] {
+        let mut s = global_peer();
+        s.keepalive_time = Some(bad.parse().unwrap());
+        let errs = refusals(s);
+        assert!(
+            errs.len() == 1 && errs[0].contains("spec.keepaliveTime"),
+            "{bad}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_password_needs_a_secret_name_and_key_that_stay_inside_the_secrets_dir() {
+    let pw = |name: &str, key: &str| {
+        let mut s = global_peer();
+        s.password = Some(BgpPassword {
+            secret_key_ref: Some(crate::common::SecretKeyRef {
+                name: name.into(),
+                key: key.into(),
+                optional: None,
+            }),
+        });
+        refusals(s)
+    };
+    assert_eq!(pw("bgp-secrets", "rr.password_1"), Vec::<String>::new());
+    for (name, key, field) in [
+        ("..", "pw", "secretKeyRef.name"),
+        ("a/b", "pw", "secretKeyRef.name"),
+        ("", "pw", "secretKeyRef.name"),
+        ("bgp", "..", "secretKeyRef.key"),
+        ("bgp", ".", "secretKeyRef.key"),
+        ("bgp", "a/b", "secretKeyRef.key"),
+        ("bgp", "", "secretKeyRef.key"),
+    ] {
+        let errs = pw(name, key);
+        assert!(
+            errs.len() == 1 && errs[0].contains(&format!("spec.password.{field}")),
+            "{name:?} {key:?}: {errs:?}"
+        );
+    }
+    let mut s = global_peer();
+    s.password = Some(BgpPassword::default());
+    let errs = refusals(s);
+    assert!(errs[0].contains("spec.password.secretKeyRef"), "{errs:?}");
 }
 
 #[test]
