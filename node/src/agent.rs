@@ -49,6 +49,9 @@ const SPEAKER_STOP: Duration = Duration::from_secs(2);
 const SERVERS_STOP: Duration = Duration::from_millis(500);
 const DATAPLANE_STOP: Duration = Duration::from_secs(1);
 const SYNCER_STOP: Duration = Duration::from_millis(300);
+/// How often the password files of the sessions are read again (a
+/// Kubernetes secret volume changes its files in place on rotation).
+const SECRETS_POLL: Duration = Duration::from_secs(1);
 
 /// Everything the agent needs to start.
 #[derive(Debug, Clone)]
@@ -76,6 +79,8 @@ pub struct AgentConfig {
     pub mtu_file: PathBuf,
     /// How sessions end on SIGTERM / SIGINT.
     pub shutdown: ShutdownMode,
+    /// Where `secretKeyRef {name, key}` resolves: `<dir>/<name>/<key>`.
+    pub secrets_dir: PathBuf,
 }
 
 /// Errors that stop the agent.
@@ -122,6 +127,9 @@ pub struct Shared {
     /// Network-policy state from the policy task (`None` when policy is
     /// not enforced: `--dataplane none`, or no `nft`).
     pub policy: Option<Arc<Mutex<PolicyState>>>,
+    /// Sessions held back because their password cannot be read: shown
+    /// as `Idle` with the reason in `last_error`.
+    pub blocked: Mutex<Vec<PeerStatus>>,
 }
 
 impl Shared {
@@ -147,9 +155,19 @@ impl Shared {
         self.asn.store(asn, Ordering::Relaxed);
     }
 
-    /// Every peer's status from the speaker (empty if it stopped).
+    /// Every peer's status from the speaker (empty if it stopped), and
+    /// the sessions held back for their password.
     pub async fn peers(&self) -> Vec<PeerStatus> {
-        self.speaker().peer_status().await.unwrap_or_default()
+        let mut v = self.speaker().peer_status().await.unwrap_or_default();
+        v.extend(
+            self.blocked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        v.sort_by_key(|p| p.address);
+        v
     }
 
     /// FIB in sync and route count.
@@ -470,6 +488,7 @@ async fn start_agent(
         fib,
         snapshot: Mutex::new(Snapshot::default()),
         policy,
+        blocked: Mutex::new(Vec::new()),
     });
     let agent = Agent::new(AgentStart {
         me: LocalIdentity {
@@ -480,6 +499,7 @@ async fn start_agent(
         node_ip: cfg.node_ip,
         router_id,
         bgp_port_flag: cfg.bgp_port,
+        secrets_dir: cfg.secrets_dir.clone(),
         shared: shared.clone(),
         dataplane,
         netpol,
@@ -512,8 +532,11 @@ async fn main_loop(
     signals: &mut Signals,
 ) -> Result<(), AgentError> {
     agent.on_snapshot(first).await?;
+    let mut secrets_poll = tokio::time::interval(SECRETS_POLL);
+    secrets_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = secrets_poll.tick() => agent.on_secrets_poll().await,
             s = snap_rx.recv() => match s {
                 Some(s) => agent.on_snapshot(s).await?,
                 None => return Err(AgentError::SyncerStopped),

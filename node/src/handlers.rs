@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use tortie_bgp_rib::PolicyConfig;
-use tortie_bgp_speaker::{EventRx, FibEvent, FibRx, SpeakerEvent};
+use tortie_bgp_speaker::{EventRx, FibEvent, FibRx, PeerStatus, SpeakerEvent};
 use tortie_bgp_wire::{Origin, PathAttributes, Prefix};
 use tortie_felix::FelixInput;
 
@@ -22,7 +22,7 @@ use crate::dataplane::DataplaneTask;
 use crate::feed::{felix_input, FeedContext};
 use crate::felixcfg::DataplaneSettings;
 use crate::netpol::{policy_input, PolicyTask};
-use crate::peers::{desired_peers, diff, LocalIdentity, PeerMap};
+use crate::peers::{diff, Desired, LocalIdentity, PeerMap};
 use crate::snapshot::Snapshot;
 
 pub(crate) struct Agent {
@@ -30,7 +30,10 @@ pub(crate) struct Agent {
     node_ip: IpNet,
     router_id: Ipv4Addr,
     bgp_port_flag: Option<u16>,
+    secrets_dir: std::path::PathBuf,
     pub(crate) shared: Arc<Shared>,
+    /// The sessions the datastore calls for (passwords not read yet).
+    desired: Desired,
     running: PeerMap,
     originated: BTreeSet<Prefix>,
     pub(crate) dataplane: Option<DataplaneTask>,
@@ -69,33 +72,8 @@ impl Agent {
                 .await?;
         }
         self.set_policy(built).await;
-        let speaker = self.shared.speaker();
-        let desired = desired_peers(&snap, &self.me);
-        let d = diff(&self.running, &desired);
-        for p in d.remove {
-            tracing::info!(peer = %p, "removing peer");
-            if let Err(e) = speaker.remove_peer(p).await {
-                tracing::warn!(peer = %p, error = %e, "remove_peer failed");
-            }
-            self.shared
-                .learned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .forget(&p);
-        }
-        for p in d.add {
-            tracing::info!(peer = %p.address, peer_type = p.peer_type.as_str(), "adding peer");
-            if let Err(e) = speaker.add_peer(p.clone()).await {
-                tracing::warn!(peer = %p.address, error = %e, "add_peer failed");
-            }
-        }
-        for p in d.update {
-            tracing::info!(peer = %p.address, "updating peer");
-            if let Err(e) = speaker.update_peer(p.clone()).await {
-                tracing::warn!(peer = %p.address, error = %e, "update_peer failed");
-            }
-        }
-        self.running = desired;
+        self.desired = crate::peers::desired(&snap, &self.me);
+        self.apply_peers().await;
         if let Some(dp) = &self.dataplane {
             self.connected = connected_subnets();
             let settings = DataplaneSettings::from_spec(&crate::felixcfg::effective(
@@ -118,6 +96,87 @@ impl Agent {
             .unwrap_or_else(|e| e.into_inner()) = snap;
         self.feed();
         Ok(())
+    }
+
+    /// Reads the password files again: a rotated secret resets only the
+    /// sessions that use it; a secret that appears starts its sessions, one
+    /// that goes away stops them.
+    pub(crate) async fn on_secrets_poll(&mut self) {
+        if !self.desired.passwords.is_empty() {
+            self.apply_peers().await;
+        }
+    }
+
+    /// Brings the speaker's sessions to `self.desired` with the passwords
+    /// read now: only the sessions that changed are touched. A session
+    /// whose password cannot be read is not run (never without its
+    /// password): it shows in status as `Idle` with the reason.
+    async fn apply_peers(&mut self) {
+        let dir = self.secrets_dir.clone();
+        let resolved = crate::peers::resolve(&self.desired, |pw| crate::secrets::resolve(&dir, pw));
+        self.set_blocked(&resolved.blocked);
+        let speaker = self.shared.speaker();
+        let d = diff(&self.running, &resolved.peers);
+        for p in d.remove {
+            tracing::info!(peer = %p, "removing peer");
+            if let Err(e) = speaker.remove_peer(p).await {
+                tracing::warn!(peer = %p, error = %e, "remove_peer failed");
+            }
+            self.shared
+                .learned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .forget(&p);
+        }
+        for p in d.add {
+            tracing::info!(peer = %p.address, peer_type = p.peer_type.as_str(), md5 = p.password.is_some(), "adding peer");
+            if let Err(e) = speaker.add_peer(p.clone()).await {
+                tracing::warn!(peer = %p.address, error = %e, "add_peer failed");
+            }
+        }
+        for p in d.update {
+            let old = self.running.get(&p.address);
+            if old.is_some_and(|o| o.password != p.password) {
+                tracing::info!(peer = %p.address, "the peer's password changed: resetting its session");
+            } else {
+                tracing::info!(peer = %p.address, "updating peer");
+            }
+            if let Err(e) = speaker.update_peer(p.clone()).await {
+                tracing::warn!(peer = %p.address, error = %e, "update_peer failed");
+            }
+        }
+        self.running = resolved.peers;
+    }
+
+    /// Publishes the held-back sessions for status; logs each new reason.
+    fn set_blocked(
+        &self,
+        blocked: &std::collections::BTreeMap<std::net::IpAddr, crate::peers::Blocked>,
+    ) {
+        let mut shown = self
+            .shared
+            .blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut next = Vec::with_capacity(blocked.len());
+        for (addr, b) in blocked {
+            match shown
+                .iter()
+                .find(|s| s.address == *addr && s.last_error.as_deref() == Some(&b.error))
+            {
+                Some(same) => next.push(same.clone()),
+                None => {
+                    tracing::error!(peer = %addr, error = %b.error, "BGP session not started: its password cannot be read");
+                    let mut st = PeerStatus::new(*addr, b.cfg.asn, b.cfg.peer_type);
+                    st.last_error = Some(b.error.clone());
+                    next.push(st);
+                }
+            }
+        }
+        for gone in shown.iter().filter(|s| !blocked.contains_key(&s.address)) {
+            tracing::info!(peer = %gone.address, "the peer's password can be read again");
+        }
+        *shown = next;
     }
 
     /// Hands a changed policy to the speaker (sessions stay up).
@@ -276,7 +335,9 @@ impl Agent {
             node_ip: start.node_ip,
             router_id: start.router_id,
             bgp_port_flag: start.bgp_port_flag,
+            secrets_dir: start.secrets_dir,
             shared: start.shared,
+            desired: Desired::default(),
             running: PeerMap::new(),
             originated: BTreeSet::new(),
             dataplane: start.dataplane,
@@ -298,6 +359,7 @@ pub(crate) struct AgentStart {
     pub node_ip: IpNet,
     pub router_id: Ipv4Addr,
     pub bgp_port_flag: Option<u16>,
+    pub secrets_dir: std::path::PathBuf,
     pub shared: Arc<Shared>,
     pub dataplane: Option<DataplaneTask>,
     pub netpol: Option<PolicyTask>,

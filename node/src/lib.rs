@@ -29,6 +29,7 @@ pub mod learned;
 pub mod netpol;
 pub mod peers;
 pub mod policy;
+pub mod secrets;
 pub mod serve;
 pub mod server;
 pub mod snapshot;

@@ -106,6 +106,10 @@ struct Args {
         default_value = "cease"
     )]
     shutdown_mode: StopMode,
+    /// Where BGP password references resolve: secretKeyRef {name, key} is
+    /// the file DIR/<name>/<key> (a Kubernetes secret volume's layout).
+    #[arg(long, env = "TORTIE_SECRETS_DIR", default_value = tortie_node::secrets::DEFAULT_SECRETS_DIR)]
+    secrets_dir: PathBuf,
     /// Take tortie off this node and exit: routes, devices, nftables
     /// tables, MTU file and CNI files (see docs/node.md).
     #[arg(long)]
@@ -189,6 +193,7 @@ fn config(a: Args) -> anyhow::Result<AgentConfig> {
             StopMode::Cease => ShutdownMode::Cease,
             StopMode::GracefulRestart => ShutdownMode::GracefulRestart,
         },
+        secrets_dir: a.secrets_dir,
     })
 }
 

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use tortie_bgp_speaker::{
     Establishment, GracefulRestartConfig, PeerConfig, PeerType, TimersConfig,
 };
-use tortie_model::{GoDuration, Node};
+use tortie_model::{BgpPassword, BgpPeerSpec, GoDuration, Node};
 
 use crate::snapshot::{node_addr, rr_cluster, Snapshot};
 
@@ -94,7 +94,32 @@ fn node_at<'a>(snap: &'a Snapshot, me: &LocalIdentity, ip: IpAddr) -> Option<&'a
         .find(|n| n.metadata.name != me.name && node_addr(n) == Some(ip))
 }
 
-fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
+/// Sessions being computed, with the password reference of each.
+#[derive(Debug, Default)]
+struct Out {
+    peers: PeerMap,
+    passwords: BTreeMap<IpAddr, BgpPassword>,
+}
+
+impl Out {
+    /// Sets the session to `p.address` (a later source wins, as in Calico).
+    fn insert(&mut self, p: PeerConfig, pw: Option<&BgpPassword>) {
+        match pw {
+            Some(pw) => self.passwords.insert(p.address, pw.clone()),
+            None => self.passwords.remove(&p.address),
+        };
+        self.peers.insert(p.address, p);
+    }
+
+    /// Sets the session unless one to that address is there already.
+    fn insert_new(&mut self, p: PeerConfig, pw: Option<&BgpPassword>) {
+        if !self.peers.contains_key(&p.address) {
+            self.insert(p, pw);
+        }
+    }
+}
+
+fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Out) {
     if !snap.mesh_enabled() || rr_cluster(local).is_some() {
         return;
     }
@@ -110,13 +135,17 @@ fn mesh_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerM
         let p = node_base(me, addr, snap.node_asn(n), PeerType::Mesh);
         let mut p = with_restart_time(p, mesh_max);
         p.establishment = Establishment::Mesh;
-        out.insert(addr, p);
+        let pw = snap
+            .bgp_config
+            .as_ref()
+            .and_then(|c| c.node_mesh_password.as_ref());
+        out.insert(p, pw);
     }
 }
 
 /// Calico's reverse direction of a peerSelector: a node that a BGPPeer's
 /// peerSelector selects peers back with every node the BGPPeer applies to.
-fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
+fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Out) {
     for bp in &snap.bgp_peers {
         let spec = &bp.spec;
         if !spec.selects_peer(&local.metadata.labels) {
@@ -131,15 +160,18 @@ fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Pe
             let Some(addr) = node_addr(n) else { continue };
             // Calico configures the reverse session per node.
             let t = node_peer_type(local, n, PeerType::NodeSpecific);
-            out.entry(addr).or_insert_with(|| {
-                let p = node_base(me, addr, snap.node_asn(n), t);
-                with_restart_time(p, spec.max_restart_time)
-            });
+            let p = node_base(me, addr, snap.node_asn(n), t);
+            out.insert_new(from_spec(p, spec), spec.password.as_ref());
         }
     }
 }
 
-fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut PeerMap) {
+/// What a BGPPeer sets on each session it makes: `maxRestartTime`.
+fn from_spec(p: PeerConfig, spec: &BgpPeerSpec) -> PeerConfig {
+    with_restart_time(p, spec.max_restart_time)
+}
+
+fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Out) {
     let labels = &local.metadata.labels;
     reverse_peers(snap, me, local, out);
     for bp in &snap.bgp_peers {
@@ -159,10 +191,10 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
                 Some(n) => node_base(me, pip.ip, asn, node_peer_type(local, n, kind)),
                 None => base(me, pip.ip, asn, kind),
             };
-            let mut p = with_restart_time(p, spec.max_restart_time);
+            let mut p = from_spec(p, spec);
             p.port = pip.port.unwrap_or(179);
             p.ttl_security = spec.ttl_security.filter(|t| *t > 0);
-            out.insert(pip.ip, p);
+            out.insert(p, spec.password.as_ref());
         }
         if spec.peer_selector.is_some() {
             for n in &snap.nodes {
@@ -172,7 +204,7 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
                 let Some(addr) = node_addr(n) else { continue };
                 let t = node_peer_type(local, n, kind);
                 let p = node_base(me, addr, snap.node_asn(n), t);
-                out.insert(addr, with_restart_time(p, spec.max_restart_time));
+                out.insert(from_spec(p, spec), spec.password.as_ref());
             }
         }
     }
@@ -181,17 +213,77 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut P
 /// Peers keyed by address.
 pub type PeerMap = BTreeMap<IpAddr, PeerConfig>;
 
-/// Every session this node must hold. Without our own Node resource there
-/// are none.
-pub fn desired_peers(snap: &Snapshot, me: &LocalIdentity) -> PeerMap {
-    let mut out = PeerMap::new();
+/// The sessions this node must hold, before their passwords are read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// Every session (passwords unset).
+    pub peers: PeerMap,
+    /// The password reference of each session that has one
+    /// (`BGPPeer.password`, `BGPConfiguration.nodeMeshPassword`).
+    pub passwords: BTreeMap<IpAddr, BgpPassword>,
+}
+
+/// Every session this node must hold, with password references. Without
+/// our own Node resource there are none.
+pub fn desired(snap: &Snapshot, me: &LocalIdentity) -> Desired {
+    let mut out = Out::default();
     let Some(local) = snap.node(&me.name) else {
-        return out;
+        return Desired::default();
     };
     mesh_peers(snap, me, local, &mut out);
     explicit_peers(snap, me, local, &mut out);
-    out.remove(&me.ip);
-    out
+    out.peers.remove(&me.ip);
+    out.passwords.remove(&me.ip);
+    Desired {
+        peers: out.peers,
+        passwords: out.passwords,
+    }
+}
+
+/// Every session this node must hold (passwords unset).
+pub fn desired_peers(snap: &Snapshot, me: &LocalIdentity) -> PeerMap {
+    desired(snap, me).peers
+}
+
+/// A session that cannot start: its password could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The session as it would run.
+    pub cfg: PeerConfig,
+    /// Why not, in words (names the secret, never its content).
+    pub error: String,
+}
+
+/// Sessions with their passwords, and those without a readable one.
+#[derive(Debug, Default, PartialEq)]
+pub struct Resolved {
+    /// Sessions to run, passwords set.
+    pub peers: PeerMap,
+    /// Sessions held back (never started without their password).
+    pub blocked: BTreeMap<IpAddr, Blocked>,
+}
+
+/// Reads the passwords of `d` with `read` (see [`crate::secrets::resolve`]).
+pub fn resolve<F>(d: &Desired, mut read: F) -> Resolved
+where
+    F: FnMut(&BgpPassword) -> Result<Option<crate::secrets::Password>, crate::secrets::SecretError>,
+{
+    let mut r = Resolved::default();
+    for (addr, cfg) in &d.peers {
+        let mut cfg = cfg.clone();
+        if let Some(pw) = d.passwords.get(addr) {
+            match read(pw) {
+                Ok(p) => cfg.password = p.map(|p| p.0),
+                Err(e) => {
+                    let error = e.to_string();
+                    r.blocked.insert(*addr, Blocked { cfg, error });
+                    continue;
+                }
+            }
+        }
+        r.peers.insert(*addr, cfg);
+    }
+    r
 }
 
 /// What to do to go from `running` to `desired`.
@@ -440,5 +532,98 @@ mod tests {
         assert_eq!(d.update.len(), 1);
         assert_eq!(d.update[0].asn, 65002);
         assert_eq!(d.remove, vec!["10.0.2.13".parse::<IpAddr>().unwrap()]);
+    }
+
+    fn secret(name: &str, key: &str) -> String {
+        format!("    secretKeyRef:\n      name: {name}\n      key: {key}\n")
+    }
+
+    fn with_passwords() -> Snapshot {
+        let mut s = snap3();
+        s.bgp_config = Some(BgpConfigurationSpec {
+            node_mesh_password: Some(tortie_model::BgpPassword {
+                secret_key_ref: Some(tortie_model::SecretKeyRef {
+                    name: "mesh".into(),
+                    key: "pw".into(),
+                    optional: None,
+                }),
+            }),
+            ..Default::default()
+        });
+        s.bgp_peers = vec![
+            peer(&format!(
+                "  peerIP: 192.0.2.1\n  asNumber: 65001\n  password:\n{}",
+                secret("tor", "pw")
+            )),
+            peer("  peerIP: 192.0.2.2\n  asNumber: 65001\n"),
+        ];
+        s
+    }
+
+    fn read_from<'a>(
+        files: &'a [(&'a str, &'a str)],
+    ) -> impl FnMut(
+        &tortie_model::BgpPassword,
+    ) -> Result<Option<crate::secrets::Password>, crate::secrets::SecretError>
+           + 'a {
+        |pw| {
+            let r = pw.secret_key_ref.as_ref().unwrap();
+            let want = format!("{}/{}", r.name, r.key);
+            match files.iter().find(|(k, _)| *k == want) {
+                Some((_, v)) => Ok(Some(crate::secrets::Password(v.to_string()))),
+                None => Err(crate::secrets::SecretError::Missing {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                    path: want.into(),
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn mesh_sessions_take_the_mesh_password_and_bgppeers_their_own() {
+        let d = desired(&with_passwords(), &me("n1", "10.0.1.11"));
+        let key = |a: &str| {
+            d.passwords
+                .get(&a.parse::<IpAddr>().unwrap())
+                .map(|p| p.secret_key_ref.as_ref().unwrap().name.clone())
+        };
+        assert_eq!(key("10.0.1.12").as_deref(), Some("mesh"));
+        assert_eq!(key("10.0.2.13").as_deref(), Some("mesh"));
+        assert_eq!(key("192.0.2.1").as_deref(), Some("tor"));
+        assert_eq!(key("192.0.2.2"), None);
+        assert!(d.peers.values().all(|p| p.password.is_none()));
+    }
+
+    #[test]
+    fn a_peer_whose_secret_cannot_be_read_is_held_back_and_the_others_run() {
+        let d = desired(&with_passwords(), &me("n1", "10.0.1.11"));
+        let r = resolve(&d, read_from(&[("mesh/pw", "m")]));
+        let tor: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(!r.peers.contains_key(&tor));
+        assert!(r.blocked[&tor].error.contains("tor/pw"), "{:?}", r.blocked);
+        assert_eq!(r.peers.len(), 3);
+        let mesh = &r.peers[&"10.0.1.12".parse::<IpAddr>().unwrap()];
+        assert_eq!(mesh.password.as_deref(), Some("m"));
+        assert_eq!(
+            r.peers[&"192.0.2.2".parse::<IpAddr>().unwrap()].password,
+            None
+        );
+    }
+
+    #[test]
+    fn a_rotated_secret_updates_only_the_sessions_that_use_it() {
+        let d = desired(&with_passwords(), &me("n1", "10.0.1.11"));
+        let before = resolve(&d, read_from(&[("mesh/pw", "m"), ("tor/pw", "t1")]));
+        let after = resolve(&d, read_from(&[("mesh/pw", "m"), ("tor/pw", "t2")]));
+        let dd = diff(&before.peers, &after.peers);
+        assert!(dd.add.is_empty() && dd.remove.is_empty());
+        assert_eq!(dd.update.len(), 1);
+        assert_eq!(dd.update[0].address.to_string(), "192.0.2.1");
+        assert_eq!(dd.update[0].password.as_deref(), Some("t2"));
+        // A secret that disappears stops its session (never unauthenticated).
+        let gone = resolve(&d, read_from(&[("mesh/pw", "m")]));
+        let dd = diff(&before.peers, &gone.peers);
+        assert_eq!(dd.remove, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
     }
 }

@@ -54,9 +54,20 @@ pub async fn connect(peer: &PeerConfig, timeout: Duration) -> io::Result<TcpStre
     apply_ttl(&sock, peer)?;
     let stream = tokio::time::timeout(timeout, sock.connect(peer.remote()))
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, timeout_message(peer)))??;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Why a connect timed out. With TCP-MD5 the likely cause is a password
+/// mismatch: RFC 2385 §2.0 has the peer's kernel drop our segments
+/// silently, so nothing else tells.
+fn timeout_message(peer: &PeerConfig) -> &'static str {
+    if peer.password.is_some() {
+        "connect timed out (TCP-MD5 is on: a peer with another password, or none, drops our packets)"
+    } else {
+        "connect timed out"
+    }
 }
 
 /// Binds the BGP listener (address reuse on, IPv6 listeners dual-stack).

@@ -218,6 +218,27 @@ impl Bird {
         c
     }
 
+    /// Changes the session's TCP MD5 password (`None`: none) and has BIRD
+    /// load it (`birdc configure`; BIRD restarts the session).
+    pub fn set_password(&mut self, password: Option<&str>) -> io::Result<()> {
+        self.spec.password = password.map(str::to_string);
+        self.reconfigure()
+    }
+
+    /// `birdc show protocols all peer`: the session's state, timers,
+    /// the capabilities both sides sent, and the last error.
+    pub fn protocol_details(&self) -> String {
+        self.birdc(&["show", "protocols", "all", "peer"])
+            .unwrap_or_default()
+    }
+
+    /// `birdc show route all protocol peer`: the routes received from the
+    /// peer with every attribute (next hop, AS path, communities).
+    pub fn routes_all(&self) -> String {
+        self.birdc(&["show", "route", "all", "protocol", "peer"])
+            .unwrap_or_default()
+    }
+
     fn reconfigure(&self) -> io::Result<()> {
         self.proc.reconfigure(&self.config())
     }
