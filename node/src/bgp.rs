@@ -16,7 +16,9 @@ use tortie_bgp_speaker::{
     EventRx, RestartOptions, Speaker, SpeakerConfig, SpeakerError, SpeakerHandle, SpeakerOptions,
 };
 
-use crate::snapshot::{rr_cluster, Snapshot};
+use tortie_model::bgpconfig::BindMode;
+
+use crate::snapshot::{node_addr, rr_cluster, Snapshot};
 
 /// What a speaker is started with and cannot change while running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +28,12 @@ pub struct SpeakerParams {
     pub asn: u32,
     /// The Node's `routeReflectorClusterID` (we reflect when set).
     pub cluster_id: Option<Ipv4Addr>,
-    /// `--bgp-port`, else BGPConfiguration `listenPort`, else 179.
+    /// `--bgp-port`, else BGPConfiguration `listenPort` (`node.<name>`'s,
+    /// else `default`'s), else 179.
     pub port: u16,
+    /// BGPConfiguration `bindMode: NodeIP`: the listener binds only the
+    /// node's address (`None`: every address).
+    pub bind: Option<IpAddr>,
 }
 
 impl SpeakerParams {
@@ -38,9 +44,21 @@ impl SpeakerParams {
             asn: me.map_or_else(|| snap.default_asn(), |n| snap.node_asn(n)),
             cluster_id: me.and_then(rr_cluster),
             port: port_flag
-                .or_else(|| snap.bgp_config.as_ref().and_then(|c| c.listen_port))
+                .or_else(|| snap.bgp_setting(node, |c| c.listen_port))
                 .unwrap_or(179),
+            bind: match snap.bgp_config.as_ref().map(|c| c.bind_mode()) {
+                Some(BindMode::NodeIp) => me.and_then(node_addr),
+                _ => None,
+            },
         }
+    }
+
+    /// The listener's address.
+    pub fn listen(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            self.port,
+        )
     }
 
     /// Why a speaker started with `self` must be replaced to run with
@@ -61,6 +79,14 @@ impl SpeakerParams {
         if self.port != new.port {
             why.push(format!("listen port {} -> {}", self.port, new.port));
         }
+        if self.bind != new.bind {
+            let show = |b: Option<IpAddr>| b.map_or_else(|| "all".to_string(), |b| b.to_string());
+            why.push(format!(
+                "listen address {} -> {}",
+                show(self.bind),
+                show(new.bind)
+            ));
+        }
         (!why.is_empty()).then(|| why.join(", "))
     }
 }
@@ -69,7 +95,7 @@ impl SpeakerParams {
 /// speaker's listener may still be closing).
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-/// Starts a speaker listening on every address at `params.port`, with
+/// Starts a speaker listening at `params.listen()`, with
 /// `params`' AS and cluster id and `policy`; with `restart`, as a
 /// restarting speaker (RFC 4724 §4.1: the kernel kept our forwarding state).
 /// Retries a busy port for a few seconds.
@@ -79,7 +105,7 @@ pub async fn start(
     policy: Option<PolicyConfig>,
     restart: Option<RestartOptions>,
 ) -> Result<(SpeakerHandle, EventRx), SpeakerError> {
-    let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), params.port);
+    let listen = params.listen();
     tracing::info!(
         asn = params.asn,
         %router_id,
@@ -158,6 +184,26 @@ mod tests {
             old.restart_reason(&rr).unwrap(),
             "route reflector cluster id none -> 1.0.0.1"
         );
+        // bindMode: NodeIP binds the node's address (the listener moves).
+        let mut s = snap(None, None);
+        s.nodes[0].spec.bgp.as_mut().unwrap().ipv4_address = Some("10.0.1.5/24".parse().unwrap());
+        s.bgp_config.as_mut().unwrap().bind_mode = Some(BindMode::NodeIp);
+        let bound = SpeakerParams::from_snapshot(&s, "n1", None);
+        assert_eq!(bound.listen().to_string(), "10.0.1.5:17900");
+        assert_eq!(
+            old.restart_reason(&bound).unwrap(),
+            "listen address all -> 10.0.1.5"
+        );
+        // A node.<name> configuration's listenPort wins over default's.
+        s.bgp_node_configs.insert(
+            "n1".into(),
+            BgpConfigurationSpec {
+                listen_port: Some(17990),
+                ..Default::default()
+            },
+        );
+        assert_eq!(SpeakerParams::from_snapshot(&s, "n1", None).port, 17990);
+        assert_eq!(SpeakerParams::from_snapshot(&s, "n2", None).port, 17900);
         // Other resources changing (a pool, a peer) do not touch the params.
         let mut s = snap(None, None);
         s.pools.push(tortie_model::IpPool::new(

@@ -344,7 +344,11 @@ impl Cache {
                 Item::BgpConfig(c) if c.metadata.name == "default" => {
                     s.bgp_config = Some(c.spec.clone());
                 }
-                Item::BgpConfig(_) => {}
+                Item::BgpConfig(c) => {
+                    if let Some(node) = c.metadata.name.strip_prefix("node.") {
+                        s.bgp_node_configs.insert(node.to_string(), c.spec.clone());
+                    }
+                }
                 Item::BgpPeer(p) => s.bgp_peers.push(p.clone()),
                 Item::Pool(p) => s.pools.push(p.clone()),
                 Item::Workload(w) => s.workloads.push((**w).clone()),

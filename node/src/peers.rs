@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use tortie_bgp_speaker::{
     Establishment, GracefulRestartConfig, PeerConfig, PeerType, TimersConfig,
 };
+use tortie_model::bgppeer::{NextHopMode, SourceAddress};
 use tortie_model::{BgpPassword, BgpPeerSpec, GoDuration, Node};
 
 use crate::snapshot::{node_addr, rr_cluster, Snapshot};
@@ -166,9 +167,32 @@ fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Ou
     }
 }
 
-/// What a BGPPeer sets on each session it makes: `maxRestartTime`.
+/// What a BGPPeer sets on each session it makes: `maxRestartTime`,
+/// `keepaliveTime` (BIRD's `keepalive time`), `sourceAddress` (`None`: the
+/// kernel picks the source), `numAllowedLocalASNumbers` (BIRD's `allow
+/// local as`: our AS may appear that often in received AS paths) and the
+/// next hop of routes sent (`nextHopMode`, or `keepOriginalNextHop` for
+/// `Keep`).
 fn from_spec(p: PeerConfig, spec: &BgpPeerSpec) -> PeerConfig {
-    with_restart_time(p, spec.max_restart_time)
+    let mut p = with_restart_time(p, spec.max_restart_time);
+    if let Some(k) = spec.keepalive_time {
+        // Validation keeps it between 1 s and 65535 s.
+        let secs = k.as_duration().as_secs().clamp(1, u64::from(u16::MAX));
+        p.timers.keepalive = u16::try_from(secs).ok();
+    }
+    if spec.source_address() == SourceAddress::None {
+        p.local_address = None;
+    }
+    if let Some(n) = spec.num_allowed_local_as_numbers {
+        // More than 255 copies of our AS is no path anyone sends.
+        p.allowas_in = u8::try_from(n.max(0)).unwrap_or(u8::MAX);
+    }
+    p.next_hop_mode = match (spec.keep_original_next_hop, spec.next_hop_mode) {
+        (true, _) | (_, Some(NextHopMode::Keep)) => tortie_bgp_speaker::NextHopMode::Keep,
+        (_, Some(NextHopMode::SelfAddress)) => tortie_bgp_speaker::NextHopMode::SelfAddr,
+        (_, Some(NextHopMode::Auto) | None) => tortie_bgp_speaker::NextHopMode::Auto,
+    };
+    p
 }
 
 fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Out) {
@@ -625,5 +649,36 @@ mod tests {
         let gone = resolve(&d, read_from(&[("mesh/pw", "m")]));
         let dd = diff(&before.peers, &gone.peers);
         assert_eq!(dd.remove, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn bgppeer_fields_reach_the_session() {
+        let mut s = snap3();
+        s.bgp_peers = vec![
+            peer("  peerIP: 192.0.2.1\n  asNumber: 65001\n  keepaliveTime: 7s\n  sourceAddress: None\n  numAllowedLocalASNumbers: 2\n  nextHopMode: Self\n"),
+            peer("  peerIP: 192.0.2.2\n  asNumber: 65001\n  keepOriginalNextHop: true\n"),
+            peer("  peerIP: 192.0.2.3\n  asNumber: 65001\n  nextHopMode: Keep\n"),
+            peer("  peerIP: 192.0.2.4\n  asNumber: 65001\n"),
+        ];
+        let p = desired_peers(&s, &me("n1", "10.0.1.11"));
+        let c = |a: &str| p[&a.parse::<IpAddr>().unwrap()].clone();
+        let one = c("192.0.2.1");
+        assert_eq!(one.timers.keepalive, Some(7));
+        assert_eq!(one.local_address, None);
+        assert_eq!(one.allowas_in, 2);
+        assert_eq!(one.next_hop_mode, tortie_bgp_speaker::NextHopMode::SelfAddr);
+        assert_eq!(
+            c("192.0.2.2").next_hop_mode,
+            tortie_bgp_speaker::NextHopMode::Keep
+        );
+        assert_eq!(
+            c("192.0.2.3").next_hop_mode,
+            tortie_bgp_speaker::NextHopMode::Keep
+        );
+        let plain = c("192.0.2.4");
+        assert_eq!(plain.next_hop_mode, tortie_bgp_speaker::NextHopMode::Auto);
+        assert_eq!(plain.timers.keepalive, None);
+        assert_eq!(plain.local_address, Some("10.0.1.11".parse().unwrap()));
+        assert_eq!(plain.allowas_in, 0);
     }
 }

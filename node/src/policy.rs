@@ -109,6 +109,16 @@ pub fn service_cidrs(snap: &Snapshot) -> Vec<IpNet> {
         .collect()
 }
 
+/// Where node `me`'s `prefixAdvertisements` (and the community names they
+/// use) come from: its `node.<name>` BGPConfiguration when that sets some
+/// (Calico's override), else `default`'s.
+fn advertisement_config<'a>(snap: &'a Snapshot, me: &str) -> Option<&'a BgpConfigurationSpec> {
+    snap.bgp_node_configs
+        .get(me)
+        .filter(|c| !c.prefix_advertisements.is_empty())
+        .or(snap.bgp_config.as_ref())
+}
+
 /// Calico's policy for node `me`.
 pub fn build(snap: &Snapshot, me: &str) -> BuiltPolicy {
     let mut problems = Vec::new();
@@ -130,9 +140,7 @@ pub fn build(snap: &Snapshot, me: &str) -> BuiltPolicy {
         service_cidrs: service_cidrs(snap).iter().filter_map(prefix).collect(),
         local_blocks: snap.blocks_of(me).iter().filter_map(prefix).collect(),
         lent: lent(snap, me).iter().filter_map(prefix).collect(),
-        prefix_advertisements: snap
-            .bgp_config
-            .as_ref()
+        prefix_advertisements: advertisement_config(snap, me)
             .map(|c| advertisements(c, &mut problems))
             .unwrap_or_default(),
     };
@@ -378,6 +386,30 @@ mod tests {
             b.problems[0]
         );
         assert_eq!(b.policy.prefix_advertisements[0].communities.len(), 2);
+    }
+
+    #[test]
+    fn a_node_configuration_overrides_the_prefix_advertisements_of_its_node() {
+        let mut s = snap();
+        s.bgp_config = Some(bgp_config(
+            "  communities:\n  - name: gold\n    value: 65001:100\n  prefixAdvertisements:\n  - cidr: 10.244.0.0/16\n    communities:\n    - gold\n",
+        ));
+        s.bgp_node_configs.insert(
+            "n1".into(),
+            bgp_config("  communities:\n  - name: gold\n    value: 65001:100\n  prefixAdvertisements:\n  - cidr: 10.244.1.0/26\n    communities:\n    - gold\n    - 65009:9\n"),
+        );
+        let b = build(&s, "n1");
+        assert!(b.problems.is_empty(), "{:?}", b.problems);
+        let advs = &b.policy.prefix_advertisements;
+        assert_eq!(advs.len(), 1);
+        assert_eq!(advs[0].cidr, p("10.244.1.0/26"));
+        assert_eq!(
+            advs[0].communities,
+            vec![Community::new(65001, 100), Community::new(65009, 9)]
+        );
+        // Other nodes keep the default's.
+        let other = build(&s, "n2").policy.prefix_advertisements;
+        assert_eq!(other[0].cidr, p("10.244.0.0/16"));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     /// The `default` BGPConfiguration's spec, when present.
     pub bgp_config: Option<BgpConfigurationSpec>,
+    /// `node.<name>` BGPConfigurations by node name: they override
+    /// `logSeverityScreen`, `listenPort` and `prefixAdvertisements` (Calico).
+    pub bgp_node_configs: std::collections::BTreeMap<String, BgpConfigurationSpec>,
     /// Every BGPPeer.
     pub bgp_peers: Vec<BgpPeer>,
     /// Every IPPool.
@@ -58,6 +61,19 @@ impl Snapshot {
     /// The Node named `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.metadata.name == name)
+    }
+
+    /// A BGPConfiguration setting for node `node`: its `node.<name>`
+    /// configuration's, else the `default` one's.
+    pub fn bgp_setting<T>(
+        &self,
+        node: &str,
+        get: impl Fn(&BgpConfigurationSpec) -> Option<T>,
+    ) -> Option<T> {
+        self.bgp_node_configs
+            .get(node)
+            .and_then(&get)
+            .or_else(|| self.bgp_config.as_ref().and_then(&get))
     }
 
     /// The cluster default AS (BGPConfiguration asNumber, else 64512).

@@ -187,6 +187,11 @@ pub struct PeerConfig {
     /// Cap on the peer's restart time in seconds (Calico's `maxRestartTime`).
     #[serde(default)]
     pub max_restart_time: Option<u32>,
+    /// How often our own AS may appear in a route's AS_PATH before the
+    /// route is dropped as a loop (RFC 4271 §9.1.2; allowas-in, Calico's
+    /// `numAllowedLocalASNumbers`; 0 = not at all).
+    #[serde(default)]
+    pub allowas_in: u8,
     /// ADD-PATH (RFC 7911) offered for every configured family; `None` = not offered.
     #[serde(default)]
     pub add_path: Option<AddPathConfig>,
@@ -336,6 +341,7 @@ impl PeerConfig {
             next_hop_mode: NextHopMode::Auto,
             graceful_restart: None,
             max_restart_time: None,
+            allowas_in: 0,
             add_path: None,
         }
     }

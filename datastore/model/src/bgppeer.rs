@@ -120,7 +120,11 @@ pub struct BgpPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bird_gateway_mode: Option<BirdGatewayMode>,
     /// How often the local AS may appear in received AS paths.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "numAllowedLocalASNumbers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_allowed_local_as_numbers: Option<i32>,
     /// GTSM (RFC 5082): the peer is at most this many hops away.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,6 +22,7 @@ pub(crate) fn peer_info(
         info.role = PeerRole::IbgpClient;
     }
     info.next_hop_mode = cfg.next_hop_mode;
+    info.allowas_in = cfg.allowas_in;
     let local = local.map(crate::instance::canonical);
     info.local = LocalAddrs {
         v4: cfg.next_hop_v4.or(match local {

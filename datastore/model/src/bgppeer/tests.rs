@@ -202,6 +202,7 @@ fn serializes_with_calico_field_names() {
     assert_eq!(v["spec"]["sourceAddress"], "UseNodeIP");
     assert_eq!(v["spec"]["password"]["secretKeyRef"]["key"], "pw");
     assert_eq!(v["spec"]["maxRestartTime"], "5m0s");
+    assert!(v["spec"].get("numAllowedLocalASNumbers").is_none());
     let back: BgpPeer = serde_json::from_value(v).unwrap();
     assert_eq!(back, p);
 }
@@ -223,4 +224,13 @@ fn peers_apply_to_the_named_node_the_selected_nodes_or_all() {
     s.peer_selector = Some("has(rr)".into());
     assert!(s.selects_peer(&rr));
     assert!(!s.selects_peer(&plain));
+}
+
+#[test]
+fn calicos_spelling_of_num_allowed_local_as_numbers_parses() {
+    let text = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: p\nspec:\n  peerIP: 192.0.2.1\n  asNumber: 65001\n  numAllowedLocalASNumbers: 1\n";
+    match crate::parse_manifest(text).unwrap().remove(0) {
+        crate::Resource::BgpPeer(p) => assert_eq!(p.spec.num_allowed_local_as_numbers, Some(1)),
+        other => panic!("{other:?}"),
+    }
 }
