@@ -81,6 +81,9 @@ pub struct AgentConfig {
     pub shutdown: ShutdownMode,
     /// Where `secretKeyRef {name, key}` resolves: `<dir>/<name>/<key>`.
     pub secrets_dir: PathBuf,
+    /// Sets the BGP crates' log level (BGPConfiguration `logSeverityScreen`);
+    /// `None`: left as the subscriber has it.
+    pub logs: Option<crate::logs::LogControl>,
 }
 
 /// Errors that stop the agent.
@@ -500,6 +503,7 @@ async fn start_agent(
         router_id,
         bgp_port_flag: cfg.bgp_port,
         secrets_dir: cfg.secrets_dir.clone(),
+        logs: cfg.logs.clone(),
         shared: shared.clone(),
         dataplane,
         netpol,

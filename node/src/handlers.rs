@@ -31,6 +31,9 @@ pub(crate) struct Agent {
     router_id: Ipv4Addr,
     bgp_port_flag: Option<u16>,
     secrets_dir: std::path::PathBuf,
+    logs: Option<crate::logs::LogControl>,
+    /// The BGP log level set last (`logSeverityScreen`).
+    bgp_log: Option<tortie_model::LogSeverity>,
     pub(crate) shared: Arc<Shared>,
     /// The sessions the datastore calls for (passwords not read yet).
     desired: Desired,
@@ -72,6 +75,7 @@ impl Agent {
                 .await?;
         }
         self.set_policy(built).await;
+        self.set_bgp_log(&snap);
         self.desired = crate::peers::desired(&snap, &self.me);
         self.apply_peers().await;
         if let Some(dp) = &self.dataplane {
@@ -96,6 +100,23 @@ impl Agent {
             .unwrap_or_else(|e| e.into_inner()) = snap;
         self.feed();
         Ok(())
+    }
+
+    /// BGPConfiguration `logSeverityScreen` (`node.<name>`'s, else
+    /// `default`'s, else Info) as the BGP crates' log level.
+    fn set_bgp_log(&mut self, snap: &Snapshot) {
+        let Some(logs) = &self.logs else { return };
+        let sev = snap
+            .bgp_setting(&self.me.name, |c| c.log_severity_screen)
+            .unwrap_or(tortie_model::LogSeverity::Info);
+        if self.bgp_log != Some(sev) {
+            logs.set_bgp(sev);
+            tracing::info!(
+                level = crate::logs::level(sev),
+                "BGP log level (logSeverityScreen)"
+            );
+            self.bgp_log = Some(sev);
+        }
     }
 
     /// Reads the password files again: a rotated secret resets only the
@@ -336,6 +357,8 @@ impl Agent {
             router_id: start.router_id,
             bgp_port_flag: start.bgp_port_flag,
             secrets_dir: start.secrets_dir,
+            logs: start.logs,
+            bgp_log: None,
             shared: start.shared,
             desired: Desired::default(),
             running: PeerMap::new(),
@@ -360,6 +383,7 @@ pub(crate) struct AgentStart {
     pub router_id: Ipv4Addr,
     pub bgp_port_flag: Option<u16>,
     pub secrets_dir: std::path::PathBuf,
+    pub logs: Option<crate::logs::LogControl>,
     pub shared: Arc<Shared>,
     pub dataplane: Option<DataplaneTask>,
     pub netpol: Option<PolicyTask>,

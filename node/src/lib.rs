@@ -26,6 +26,7 @@ pub mod feed;
 pub mod felixcfg;
 pub mod handlers;
 pub mod learned;
+pub mod logs;
 pub mod netpol;
 pub mod peers;
 pub mod policy;

@@ -12,6 +12,7 @@ use tortie_datastore::{EtcdTls, OpenOptions, DEFAULT_DATASTORE};
 use tortie_node::agent::{self, AgentConfig};
 use tortie_node::autodetect::{self, AutodetectMethod, Ip6Setting, IpFamily, NodeIpSetting};
 use tortie_node::cleanup::{self, CleanupConfig, DEFAULT_CNI_STATE_DIR};
+use tortie_node::logs::{self, LogControl};
 
 /// Whether tortie-node programs the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,7 +160,7 @@ fn node_ip(a: &Args) -> anyhow::Result<ipnet::IpNet> {
     }
 }
 
-fn config(a: Args) -> anyhow::Result<AgentConfig> {
+fn config(a: Args, logs: LogControl) -> anyhow::Result<AgentConfig> {
     let node_name = match &a.node_name {
         Some(n) => n.clone(),
         None => hostname()?,
@@ -194,6 +195,7 @@ fn config(a: Args) -> anyhow::Result<AgentConfig> {
             StopMode::GracefulRestart => ShutdownMode::GracefulRestart,
         },
         secrets_dir: a.secrets_dir,
+        logs: Some(logs),
     })
 }
 
@@ -220,16 +222,21 @@ fn cleanup_config(a: Args) -> anyhow::Result<CleanupConfig> {
     })
 }
 
-fn init_logs(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+/// Starts the subscriber; the handle lets BGPConfiguration
+/// `logSeverityScreen` change the BGP crates' level at run time.
+fn init_logs(level: &str, format: LogFormat) -> LogControl {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(logs::filter(level, None));
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry
+            .with(fmt.with_ansi(std::io::stderr().is_terminal()))
+            .init(),
+        LogFormat::Json => registry.with(fmt.json()).init(),
     }
+    LogControl::new(level, handle)
 }
 
 fn run_cleanup(a: Args) -> anyhow::Result<()> {
@@ -241,9 +248,9 @@ fn run_cleanup(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_agent(a: Args) -> anyhow::Result<()> {
+fn run_agent(a: Args, logs: LogControl) -> anyhow::Result<()> {
     let boot = a.bootstrap.clone();
-    let cfg = config(a)?;
+    let cfg = config(a, logs)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     let result = rt.block_on(async {
         let (ds, opts) = (&cfg.datastore, &cfg.options);
@@ -258,11 +265,11 @@ fn run_agent(a: Args) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_logs(&args.log_level, args.log_format);
+    let logs = init_logs(&args.log_level, args.log_format);
     let result = if args.cleanup {
         run_cleanup(args)
     } else {
-        run_agent(args)
+        run_agent(args, logs)
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
