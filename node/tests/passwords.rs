@@ -119,6 +119,25 @@ fn established(sock: &Path, addr: &str) -> bool {
     peer(sock, addr).is_some_and(|p| p.state == "Established")
 }
 
+/// `TcpExt: TCPMD5Failure` of the namespace: segments whose MD5 signature
+/// did not match the key the kernel has for the sender.
+fn md5_failures(ns: &Netns) -> u64 {
+    let text = ns
+        .exec(&["cat", "/proc/net/netstat"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "TCPMD5Failure")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 #[ignore = "root: network namespaces, tortie-node and BIRD processes"]
 fn md5_sessions_need_their_secret_and_follow_its_rotation() {
@@ -175,7 +194,13 @@ fn md5_sessions_need_their_secret_and_follow_its_rotation() {
     wait("the BIRD session down after the rotation", 30, || {
         !bird.established() && !established(&sa, TOR)
     });
-    wait("a failed attempt with the wrong password", 60, || {
+    // BIRD's kernel drops our SYNs signed with the new key (its MD5
+    // failure counter grows) and node status says why the connect failed.
+    let failures = md5_failures(&t);
+    wait("BIRD's kernel refusing our signature", 60, || {
+        md5_failures(&t) > failures
+    });
+    wait("the failed attempt in node status", 60, || {
         peer(&sa, TOR).is_some_and(|p| {
             p.state != "Established"
                 && p.last_error
