@@ -52,10 +52,6 @@ pub async fn connect(peer: &PeerConfig, timeout: Duration) -> io::Result<TcpStre
         sys::set_md5_key(sock.as_fd(), peer.address, Some(pw.as_bytes()))?;
     }
     apply_ttl(&sock, peer)?;
-    // Give up a little before the caller's deadline (the FSM's
-    // ConnectRetry timer, which restarts the attempt): so the timeout is
-    // reported in `last_error` instead of the attempt being dropped silently.
-    let timeout = timeout.saturating_sub(CONNECT_MARGIN).max(CONNECT_MARGIN);
     let stream = tokio::time::timeout(timeout, sock.connect(peer.remote()))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, timeout_message(peer)))??;
@@ -63,13 +59,10 @@ pub async fn connect(peer: &PeerConfig, timeout: Duration) -> io::Result<TcpStre
     Ok(stream)
 }
 
-/// How much earlier than asked [`connect`] gives up.
-const CONNECT_MARGIN: Duration = Duration::from_millis(300);
-
 /// Why a connect timed out. With TCP-MD5 the likely cause is a password
 /// mismatch: RFC 2385 §2.0 has the peer's kernel drop our segments
 /// silently, so nothing else tells.
-fn timeout_message(peer: &PeerConfig) -> &'static str {
+pub(crate) fn timeout_message(peer: &PeerConfig) -> &'static str {
     if peer.password.is_some() {
         "connect timed out (TCP-MD5 is on: a peer with another password, or none, drops our packets)"
     } else {

@@ -277,6 +277,13 @@ impl<'a> PeerRun<'a> {
             if at > now {
                 break;
             }
+            if t == tortie_bgp_session::Timer::ConnectRetry && self.connecting.is_some() {
+                // The attempt the FSM now abandons got no answer within
+                // ConnectRetryTime: say so (with TCP-MD5 the likely cause is
+                // a password mismatch, which the peer never reports).
+                let why = crate::transport::timeout_message(&self.sh.cfg);
+                self.set_error(format!("connect: {why}"));
+            }
             self.feed(Input::TimerExpired(t)).await;
         }
     }
