@@ -24,7 +24,7 @@ DEMO_PKGS=(
 # container runtime, packet tools, TLS certificates for etcd, the IPIP VM.
 TEST_PKGS=(
   "${DEMO_PKGS[@]}"
-  git tcpdump psmisc sqlite3 python3 python3-venv openssl
+  git tcpdump curl psmisc sqlite3 python3 python3-venv openssl
   bird2 frr gobgpd
   etcd-server etcd-client
   containernetworking-plugins
