@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use tortie_bgp_rib::{
-    DownKind, ImportFilter, ImportScope, LocalAddrs, PeerInfo, PeerRole, PoolConfig, Rib, RibConfig,
+    DownKind, ImportScope, LocalAddrs, PeerInfo, PeerRole, PoolConfig, Rib, RibConfig,
 };
 use tortie_bgp_wire::{
     encode_announcements, AsPath, DecodeContext, Nlri, Origin, PathAttributes, Prefix, UpdateMsg,
@@ -56,7 +56,7 @@ fn host(i: u32, len: u8) -> Prefix {
 
 fn external_peer(addr: Ipv4Addr) -> PeerInfo {
     let mut p = PeerInfo::new(IpAddr::V4(addr), 65000, addr, ASN);
-    p.import = ImportScope::External(ImportFilter::default());
+    p.import = ImportScope::External;
     p
 }
 

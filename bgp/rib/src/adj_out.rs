@@ -151,9 +151,10 @@ pub(crate) fn diff_all(rib: &Rib, old: &[(Prefix, Option<Dest>)]) -> Vec<UpdateB
         members.sort_unstable();
         let mut ex = Exporter::new(rib, &key);
         let relevant = old.iter().filter(|(p, _)| family_of(p) == key.family);
-        // Calico's export filter first: most prefixes stop here without a table lookup.
+        // Calico's export filter first: most prefixes stop here without a
+        // table lookup (unless the group's BGPFilter rules may accept them).
         let changes: Vec<Change> = relevant
-            .filter(|(p, _)| rib.cfg.policy.exportable(p))
+            .filter(|(p, _)| !key.filter.is_empty() || rib.cfg.policy.exportable(p))
             .map(|(p, before)| Change {
                 was: ex.exports(p, before.as_ref()),
                 is: ex.exports(p, rib.tables.get(p)),

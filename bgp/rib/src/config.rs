@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tortie_bgp_wire::{Family, GracefulRestartCap};
 
-use crate::policy::{ImportFilter, PolicyConfig};
+use crate::filter::PeerFilters;
+use crate::policy::PolicyConfig;
 
 /// Settings of the whole RIB.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,8 +122,9 @@ pub enum ImportScope {
     /// so a node cannot hijack other traffic.
     #[default]
     ClusterNode,
-    /// An external BGPPeer: its filter decides (default: accept all, as Calico).
-    External(ImportFilter),
+    /// An external BGPPeer: everything is accepted (Calico's `import all`),
+    /// unless the peer's BGPFilters say otherwise ([`PeerInfo::filters`]).
+    External,
 }
 
 /// Our addresses used as NEXT_HOP toward one peer ("next hop self").
@@ -165,8 +167,11 @@ pub struct PeerInfo {
     pub max_prefixes: Option<u32>,
     /// How often our own AS may appear in a received AS_PATH (allowas-in).
     pub allowas_in: u8,
-    /// Import rules.
+    /// Default import rules.
     pub import: ImportScope,
+    /// The BGPFilter rules of the peer, tried before the default rules in
+    /// both directions ([`crate::filter`]).
+    pub filters: PeerFilters,
     /// Peers with the same class encode UPDATEs identically (same 4-octet
     /// AS and extended message setting): they may share an update group.
     pub encode_class: u32,
@@ -196,6 +201,7 @@ impl PeerInfo {
             max_prefixes: None,
             allowas_in: 0,
             import: ImportScope::ClusterNode,
+            filters: PeerFilters::default(),
             encode_class: 0,
         }
     }

@@ -4,7 +4,8 @@
 //! Rules: RFC 4271 §9.2 (iBGP-learned routes are not sent to iBGP peers),
 //! RFC 4456 §6 and §8 (reflection and its attributes), RFC 1997 well-known
 //! communities, RFC 4271 §5.1 attribute handling, RFC 7911 path ids, and
-//! Calico's export filter ([`crate::PolicyConfig::exportable`]).
+//! the peers' BGPFilter export rules, then Calico's export filter
+//! ([`crate::PolicyConfig::exportable`]).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -16,8 +17,9 @@ use tortie_bgp_wire::{
 };
 
 use crate::config::{NextHopMode, PeerInfo, PeerRole};
+use crate::filter::{FilterAction, FilterRule};
 use crate::rib::{ptr_of, Rib};
-use crate::table::{Dest, FastMap, Path};
+use crate::table::{Dest, FastMap, Path, LOCAL_SLOT};
 
 /// One path as a group is sent it.
 #[derive(Clone, Debug)]
@@ -39,6 +41,9 @@ pub(crate) struct GroupKey {
     pub(crate) local_nh: Option<IpAddr>,
     pub(crate) add_path: bool,
     pub(crate) encode_class: u32,
+    /// The peers' BGPFilter export rules for this family (peers with
+    /// different filters are sent different routes).
+    pub(crate) filter: Vec<FilterRule>,
 }
 
 impl GroupKey {
@@ -55,6 +60,11 @@ impl GroupKey {
             local_nh,
             add_path: info.add_path_tx.contains(&family),
             encode_class: info.encode_class,
+            filter: info
+                .filters
+                .export
+                .for_family(family_of_is_v4(family))
+                .to_vec(),
         }
     }
 }
@@ -101,7 +111,8 @@ impl<'a> Exporter<'a> {
         let Some(d) = dest else {
             return Vec::new();
         };
-        if !self.rib.cfg.policy.exportable(prefix) {
+        let calico = self.rib.cfg.policy.exportable(prefix);
+        if !calico && self.key.filter.is_empty() {
             return Vec::new();
         }
         // RFC 4271 §9.1.3: only the best path, unless ADD-PATH send is
@@ -114,6 +125,9 @@ impl<'a> Exporter<'a> {
         };
         let mut out = Vec::with_capacity(paths.len());
         for p in paths {
+            if !self.passes_filters(prefix, p, calico) {
+                continue;
+            }
             if let Some(a) = self.attrs_for(prefix, p) {
                 let nlri = match self.key.add_path {
                     true => Nlri::with_path_id(*prefix, p.tx_id()),
@@ -127,6 +141,18 @@ impl<'a> Exporter<'a> {
             }
         }
         out
+    }
+
+    /// The group's BGPFilter export rules, then Calico's export filter
+    /// (`calico`), as confd's `export filter { 'bgp_f_exportFilterV4'();
+    /// calico_export_to_bgp_peers(...); reject; }`.
+    fn passes_filters(&self, prefix: &Prefix, path: &Path, calico: bool) -> bool {
+        let learned = path.peer != LOCAL_SLOT;
+        let first = self.key.filter.iter().find(|r| r.matches(prefix, learned));
+        match first {
+            Some(r) => r.action == FilterAction::Accept,
+            None => calico,
+        }
     }
 
     fn attrs_for(&mut self, prefix: &Prefix, path: &Path) -> Option<Arc<PathAttributes>> {

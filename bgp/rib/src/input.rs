@@ -11,6 +11,7 @@ use tortie_bgp_wire::{ErrorAction, Family, NextHop, Nlri, PathAttributes, Prefix
 use crate::adj_out;
 use crate::config::{DownKind, ImportScope, PeerInfo};
 use crate::error::RibError;
+use crate::filter::FilterAction;
 use crate::output::{Output, RibEvent};
 use crate::rib::{Changes, PeerSlot, Rib};
 use crate::table::{family_of, supported, Path, RouteAttrs, Upsert};
@@ -285,17 +286,23 @@ impl Rib {
         Some(self.pool.intern(RouteAttrs { next_hop, attrs: a }))
     }
 
-    /// Calico's import rules for `prefix` from the peer in `slot`.
-    fn acceptable(&self, slot: u16, prefix: &Prefix) -> bool {
+    /// The peer's BGPFilter import rules, then Calico's import rules, for
+    /// `prefix` from the peer in `slot`.
+    pub(crate) fn acceptable(&self, slot: u16, prefix: &Prefix) -> bool {
         let Some(s) = self.peers[usize::from(slot)].as_ref() else {
             return false;
         };
         if !s.info.families.contains(&family_of(prefix)) {
             return false;
         }
-        match &s.info.import {
+        // The peer's BGPFilter rules first, then its default rules (confd:
+        // the filter functions, then `accept` or Calico's own import rules).
+        if let Some(action) = s.info.filters.import.decide(prefix, true) {
+            return action == FilterAction::Accept;
+        }
+        match s.info.import {
             ImportScope::ClusterNode => self.cfg.policy.acceptable_from_node(prefix),
-            ImportScope::External(filter) => filter.accepts(prefix),
+            ImportScope::External => true,
         }
     }
 }

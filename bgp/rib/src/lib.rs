@@ -59,6 +59,7 @@ mod best;
 mod config;
 mod error;
 mod export;
+mod filter;
 mod gr;
 mod input;
 mod output;
@@ -73,11 +74,9 @@ pub use config::{
     DownKind, ImportScope, LocalAddrs, NextHopMode, PeerInfo, PeerRole, RestartConfig, RibConfig,
 };
 pub use error::RibError;
+pub use filter::{FilterAction, FilterRule, FilterRules, MatchOperator, PeerFilters, PrefixMatch};
 pub use output::{Announcement, FibRoute, FibUpdate, Output, RibEvent, UpdateBatch};
-pub use policy::{
-    contains, FilterAction, FilterRule, ImportFilter, MatchOperator, PolicyConfig, PoolConfig,
-    PrefixAdvertisement,
-};
+pub use policy::{contains, PolicyConfig, PoolConfig, PrefixAdvertisement};
 pub use query::{RibEntry, RibPath};
 pub use rib::Rib;
 pub use table::RouteAttrs;

@@ -11,7 +11,6 @@
 //! Calico's `calico_aggr`: nothing more specific than our own block leaves
 //! us, a lent address included (its holder announces it).
 
-use serde::{Deserialize, Serialize};
 use tortie_bgp_wire::{Community, LargeCommunity, Prefix};
 
 /// One IP pool as BGP cares about it.
@@ -109,65 +108,6 @@ impl PolicyConfig {
     }
 }
 
-/// What a filter rule does when it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FilterAction {
-    /// Take the route.
-    Accept,
-    /// Drop the route.
-    Reject,
-}
-
-/// How a rule's CIDR is matched (Calico BGPFilter `matchOperator`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MatchOperator {
-    /// The prefix is exactly the CIDR.
-    Equal,
-    /// The prefix is not exactly the CIDR.
-    NotEqual,
-    /// The prefix is inside the CIDR.
-    In,
-    /// The prefix is outside the CIDR.
-    NotIn,
-}
-
-/// One rule of an external peer's import filter.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FilterRule {
-    /// What to do on a match.
-    pub action: FilterAction,
-    /// How to match.
-    pub match_operator: MatchOperator,
-    /// The CIDR matched against.
-    pub cidr: Prefix,
-}
-
-/// An external peer's import filter: first matching rule wins, default accept.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImportFilter {
-    /// Rules in order.
-    pub rules: Vec<FilterRule>,
-}
-
-impl ImportFilter {
-    /// True when the filter accepts `prefix`.
-    pub fn accepts(&self, prefix: &Prefix) -> bool {
-        for r in &self.rules {
-            let hit = match r.match_operator {
-                MatchOperator::Equal => r.cidr == *prefix,
-                MatchOperator::NotEqual => r.cidr != *prefix,
-                MatchOperator::In => contains(&r.cidr, prefix),
-                MatchOperator::NotIn => !contains(&r.cidr, prefix),
-            };
-            if hit {
-                return r.action == FilterAction::Accept;
-            }
-        }
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,27 +186,6 @@ mod tests {
         pol.lent = vec![p("10.244.9.1/32"), p("8.8.8.8/32")];
         assert!(pol.acceptable_from_node(&p("10.244.9.1/32")));
         assert!(!pol.acceptable_from_node(&p("8.8.8.8/32")));
-    }
-
-    #[test]
-    fn external_filter_first_match_wins_and_defaults_to_accept() {
-        let f = ImportFilter {
-            rules: vec![
-                FilterRule {
-                    action: FilterAction::Reject,
-                    match_operator: MatchOperator::In,
-                    cidr: p("10.0.0.0/8"),
-                },
-                FilterRule {
-                    action: FilterAction::Accept,
-                    match_operator: MatchOperator::Equal,
-                    cidr: p("10.1.0.0/16"),
-                },
-            ],
-        };
-        assert!(!f.accepts(&p("10.1.0.0/16")));
-        assert!(f.accepts(&p("192.0.2.0/24")));
-        assert!(ImportFilter::default().accepts(&p("0.0.0.0/0")));
     }
 
     #[test]

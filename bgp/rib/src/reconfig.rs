@@ -2,20 +2,27 @@
 //! every update group under the old and the new rules, and the difference
 //! is sent; routes from other nodes that the new import rules refuse are
 //! dropped, and the nodes are asked to send their routes again (RFC 2918),
-//! since routes refused before were not kept.
+//! since routes refused before were not kept. The same for one peer's
+//! BGPFilter rules ([`Rib::set_peer_filters`]).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
-use tortie_bgp_wire::Prefix;
+use tortie_bgp_wire::{Family, Prefix};
 
 use crate::adj_out::{group_batches, Change};
-use crate::config::ImportScope;
+use crate::config::{ImportScope, PeerInfo};
+use crate::error::RibError;
 use crate::export::{Export, Exporter, GroupKey};
+use crate::filter::PeerFilters;
 use crate::input::UNICAST;
 use crate::output::{Output, RibEvent};
 use crate::policy::PolicyConfig;
 use crate::rib::{Changes, Rib};
 use crate::table::{family_of, LOCAL_SLOT};
+
+/// One family's prefixes and what a peer is sent for each.
+type PeerExports = (Family, Vec<Prefix>, Vec<Vec<Export>>);
 
 impl Rib {
     /// Replaces the export and import rules (pools, local blocks, service
@@ -71,6 +78,108 @@ impl Rib {
         out
     }
 
+    /// Replaces the BGPFilter rules of `peer` at run time; the session stays
+    /// up. Routes the new export rules change are announced or withdrawn to
+    /// that peer alone; paths of the peer the new import rules refuse are
+    /// dropped, and when the import rules changed the peer is asked for its
+    /// routes again (RFC 2918: [`RibEvent::RouteRefreshNeeded`]), since
+    /// routes refused before were not kept. A peer not known to the RIB is
+    /// an error (its filters arrive with [`Rib::peer_up`]).
+    pub fn set_peer_filters(
+        &mut self,
+        peer: IpAddr,
+        filters: PeerFilters,
+    ) -> Result<Output, RibError> {
+        let slot = self.slot_index(peer)?;
+        let Some(old) = self.slot_of(peer).map(|s| s.info.clone()) else {
+            return Err(RibError::UnknownPeer { peer });
+        };
+        if old.filters == filters {
+            return Ok(Output::default());
+        }
+        let up = self.slot_of(peer).is_some_and(|s| s.up);
+        let import_changed = old.filters.import != filters.import;
+        let export_changed = up && old.filters.export != filters.export;
+        let was = match export_changed {
+            true => self.peer_exports(&old),
+            false => Vec::new(),
+        };
+        if let Some(s) = self.slot_mut(slot) {
+            s.info.filters = filters;
+        }
+        self.generation += 1;
+        let mut changes = Changes::default();
+        if import_changed {
+            self.drop_refused_from(slot, &mut changes);
+        }
+        let mut out = self.finish(changes);
+        if export_changed && self.restart.is_none() {
+            let Some(new) = self.slot_of(peer).map(|s| s.info.clone()) else {
+                return Ok(out);
+            };
+            for (family, prefixes, before) in was {
+                let key = GroupKey::of(&new, family);
+                let mut ex = Exporter::new(self, &key);
+                let changes: Vec<Change> = prefixes
+                    .iter()
+                    .zip(before)
+                    .map(|(p, was)| Change {
+                        was,
+                        is: ex.exports(p, self.tables.get(p)),
+                    })
+                    .collect();
+                out.updates
+                    .extend(group_batches(self, family, &[slot], &changes));
+            }
+        }
+        if import_changed && up {
+            out.events.push(RibEvent::RouteRefreshNeeded { peer });
+        }
+        out.next_deadline = self.next_deadline();
+        Ok(out)
+    }
+
+    /// What `info`'s peer is sent, per family: the prefixes and their exports.
+    fn peer_exports(&self, info: &PeerInfo) -> Vec<PeerExports> {
+        info.families
+            .iter()
+            .map(|f| {
+                let key = GroupKey::of(info, *f);
+                let mut ex = Exporter::new(self, &key);
+                let mut prefixes = self.tables.prefixes(*f);
+                prefixes.sort();
+                let all = prefixes
+                    .iter()
+                    .map(|p| ex.exports(p, self.tables.get(p)))
+                    .collect();
+                (*f, prefixes, all)
+            })
+            .collect()
+    }
+
+    /// Removes the paths of `slot` its import rules now refuse.
+    fn drop_refused_from(&mut self, slot: u16, changes: &mut Changes) {
+        let refused: Vec<Prefix> = UNICAST
+            .iter()
+            .flat_map(|f| self.tables.prefixes(*f))
+            .filter(|p| {
+                let has = self
+                    .tables
+                    .get(p)
+                    .is_some_and(|d| d.paths().iter().any(|x| x.peer == slot));
+                has && !self.acceptable(slot, p)
+            })
+            .collect();
+        for p in &refused {
+            changes.note(&self.tables, p);
+            self.tables
+                .modify(p, |d| d.remove_where(|x| x.peer == slot));
+        }
+        if let Some(s) = self.slot_mut(slot) {
+            s.paths = s.paths.saturating_sub(refused.len());
+        }
+    }
+
     /// What every group is sent for each of `prefixes` under the rules in force.
     fn exports_per_group(
         &self,
@@ -99,6 +208,8 @@ impl Rib {
                 .iter()
                 .map(|x| x.peer)
                 .filter(|&s| s != LOCAL_SLOT && self.is_cluster_node(s))
+                // A BGPFilter Accept of the peer overrides the cluster rules.
+                .filter(|&s| !self.acceptable(s, p))
                 .collect()
         });
         if refused.is_empty() {

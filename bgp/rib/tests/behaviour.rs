@@ -333,7 +333,7 @@ fn a_returning_peer_is_not_sent_its_own_stale_routes_but_others_are() {
     let tor = |addr: &str| {
         let a: Ipv4Addr = addr.parse().unwrap();
         let mut p = PeerInfo::new(IpAddr::V4(a), 65000, a, ASN);
-        p.import = tortie_bgp_rib::ImportScope::External(Default::default());
+        p.import = tortie_bgp_rib::ImportScope::External;
         p.local.v4 = Some("192.168.0.100".parse().unwrap());
         p.graceful_restart = Some(gr_cap(120, true));
         p

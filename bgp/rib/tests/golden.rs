@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tortie_bgp_rib::{
-    DownKind, FilterAction, FilterRule, ImportFilter, ImportScope, LocalAddrs, MatchOperator,
+    DownKind, FilterAction, FilterRule, FilterRules, ImportScope, LocalAddrs, MatchOperator,
     NextHopMode, Output, PeerInfo, PeerRole, PolicyConfig, PoolConfig, PrefixAdvertisement,
-    RestartConfig, Rib, RibConfig, RibEvent,
+    PrefixMatch, RestartConfig, Rib, RibConfig, RibEvent,
 };
 use tortie_bgp_wire::{
     AsPath, Community, Family, GracefulRestartCap, GracefulRestartFamily, LargeCommunity, MpReach,
@@ -243,18 +243,19 @@ fn config(spec: &ConfigSpec) -> RibConfig {
 }
 
 fn filter_rule((action, op, cidr): &(String, String, String)) -> FilterRule {
+    let operator = match op.as_str() {
+        "Equal" => MatchOperator::Equal,
+        "NotEqual" => MatchOperator::NotEqual,
+        "In" => MatchOperator::In,
+        _ => MatchOperator::NotIn,
+    };
     FilterRule {
         action: match action.as_str() {
             "accept" => FilterAction::Accept,
             _ => FilterAction::Reject,
         },
-        match_operator: match op.as_str() {
-            "Equal" => MatchOperator::Equal,
-            "NotEqual" => MatchOperator::NotEqual,
-            "In" => MatchOperator::In,
-            _ => MatchOperator::NotIn,
-        },
-        cidr: prefix(cidr),
+        prefix: Some(PrefixMatch::new(operator, prefix(cidr))),
+        learned_only: false,
     }
 }
 
@@ -292,9 +293,20 @@ fn peer_info(spec: &PeerSpec, local_asn: u32) -> PeerInfo {
     info.max_prefixes = spec.max_prefixes;
     info.allowas_in = spec.allowas_in;
     if let Some(rules) = &spec.external_filter {
-        info.import = ImportScope::External(ImportFilter {
-            rules: rules.iter().map(filter_rule).collect(),
-        });
+        info.import = ImportScope::External;
+        let rules: Vec<FilterRule> = rules.iter().map(filter_rule).collect();
+        info.filters.import = FilterRules {
+            v4: rules
+                .iter()
+                .filter(|r| r.prefix.is_none_or(|m| m.cidr.is_ipv4()))
+                .copied()
+                .collect(),
+            v6: rules
+                .iter()
+                .filter(|r| r.prefix.is_some_and(|m| !m.cidr.is_ipv4()))
+                .copied()
+                .collect(),
+        };
     }
     info
 }

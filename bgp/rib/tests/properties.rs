@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tortie_bgp_rib::{
-    DownKind, ImportFilter, ImportScope, LocalAddrs, Output, PeerInfo, PeerRole, PoolConfig, Rib,
-    RibConfig,
+    DownKind, ImportScope, LocalAddrs, Output, PeerInfo, PeerRole, PoolConfig, Rib, RibConfig,
 };
 use tortie_bgp_wire::{
     AsPath, Family, GracefulRestartCap, GracefulRestartFamily, Nlri, Origin, PathAttributes,
@@ -37,7 +36,7 @@ fn peer(i: usize) -> PeerInfo {
         v4: Some("10.0.0.1".parse().unwrap()),
         v6: None,
     };
-    p.import = ImportScope::External(ImportFilter::default());
+    p.import = ImportScope::External;
     if i == 1 {
         p.add_path_tx = vec![Family::IPV4_UNICAST];
     }
