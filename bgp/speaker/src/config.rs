@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 pub use tortie_bgp_rib::NextHopMode;
+use tortie_bgp_rib::PeerFilters;
 use tortie_bgp_session::PeerMode;
 
 /// The whole speaker.
@@ -174,6 +175,11 @@ pub struct PeerConfig {
     /// Timers.
     #[serde(default)]
     pub timers: TimersConfig,
+    /// BGPFilter rules for this peer, tried before the default import and
+    /// export rules; a change applies at run time without a session reset
+    /// (re-export, and a ROUTE-REFRESH when the import rules changed).
+    #[serde(default, skip_serializing_if = "PeerFilters::is_empty")]
+    pub filters: PeerFilters,
     /// This iBGP peer is our route reflector client (RFC 4456; needs
     /// [`SpeakerOptions::cluster_id`]).
     #[serde(default)]
@@ -343,7 +349,16 @@ impl PeerConfig {
             max_restart_time: None,
             allowas_in: 0,
             add_path: None,
+            filters: PeerFilters::default(),
         }
+    }
+
+    /// True when `other` differs from `self` in nothing but the filters:
+    /// the session can keep running.
+    pub fn same_but_filters(&self, other: &PeerConfig) -> bool {
+        let mut a = self.clone();
+        a.filters = other.filters.clone();
+        a == *other
     }
 
     /// The socket address to connect to.
@@ -394,6 +409,20 @@ mod tests {
         assert_eq!(p.peer_type, PeerType::Mesh);
         assert_eq!(p.families, vec![AfiName::Ipv4, AfiName::Ipv6]);
         assert_eq!(p.timers.hold_time, 90);
+    }
+
+    #[test]
+    fn a_filter_change_alone_keeps_the_session() {
+        let a = PeerConfig::new("10.0.0.2".parse().unwrap(), 65000);
+        let mut b = a.clone();
+        b.filters.export.v4.push(tortie_bgp_rib::FilterRule {
+            action: tortie_bgp_rib::FilterAction::Reject,
+            prefix: None,
+            learned_only: false,
+        });
+        assert!(a.same_but_filters(&b));
+        b.asn = 65001;
+        assert!(!a.same_but_filters(&b));
     }
 
     #[test]

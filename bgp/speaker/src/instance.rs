@@ -178,6 +178,7 @@ impl Instance {
                     Some(e) => {
                         self.stop_peer(e).await;
                         self.routing.peer_gone(addr, DownKind::Hard);
+                        self.routing.forget_filters(addr);
                         Ok(())
                     }
                     None => Err(SpeakerError::NoSuchPeer(addr)),
@@ -278,6 +279,7 @@ impl Instance {
         // RFC 4724 §4.1: a peer configured while our restart runs (e.g. once
         // the owner has read its datastore) is waited for as well.
         self.routing.expect_peer(cfg.address);
+        self.routing.set_filters(cfg.address, cfg.filters.clone());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let shared = PeerShared {
             cfg: cfg.clone(),
@@ -312,6 +314,14 @@ impl Instance {
             return Err(SpeakerError::NoSuchPeer(cfg.address));
         };
         if old.cfg == cfg {
+            return Ok(());
+        }
+        if old.cfg.same_but_filters(&cfg) {
+            // Only the BGPFilter rules changed: the session stays up.
+            self.routing.set_filters(cfg.address, cfg.filters.clone());
+            if let Some(e) = self.peers.get_mut(&cfg.address) {
+                e.cfg = cfg;
+            }
             return Ok(());
         }
         if let Some(e) = self.peers.remove(&cfg.address) {

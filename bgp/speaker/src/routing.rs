@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tortie_bgp_rib::{
-    DownKind, FibRoute, FibUpdate, Output, PeerInfo, PolicyConfig, PoolConfig, RestartConfig, Rib,
-    RibConfig, RibEntry, RibEvent, UpdateBatch,
+    DownKind, FibRoute, FibUpdate, Output, PeerFilters, PeerInfo, PolicyConfig, PoolConfig,
+    RestartConfig, Rib, RibConfig, RibEntry, RibEvent, UpdateBatch,
 };
 use tortie_bgp_wire::{
     encode, encode_announcements, encode_withdrawals, DecodeContext, Family, Message,
@@ -83,6 +83,9 @@ pub(crate) struct RibDriver {
     /// Our own restart (RFC 4724 §4.1) is in progress: the peer tasks set
     /// the Restart State bit in OPENs while this is true.
     restarting: Arc<AtomicBool>,
+    /// Each configured peer's BGPFilter rules: the RIB gets them when the
+    /// session comes up, and at once when they change while it is up.
+    filters: HashMap<IpAddr, PeerFilters>,
 }
 
 /// Pools covering everything: the speaker's default, accept and export all.
@@ -128,6 +131,7 @@ impl RibDriver {
             origin: tokio::time::Instant::now(),
             sessions: HashMap::new(),
             fib_subs: Vec::new(),
+            filters: HashMap::new(),
         }
     }
 
@@ -166,10 +170,11 @@ impl RibDriver {
         match msg {
             RibMsg::Up {
                 epoch,
-                info,
+                mut info,
                 ctx_tx,
             } => {
                 let Some(tx) = tx else { return };
+                info.filters = self.filters.get(&info.addr).cloned().unwrap_or_default();
                 let peer = info.addr;
                 self.sessions.insert(
                     peer,
@@ -268,6 +273,25 @@ impl RibDriver {
     pub fn set_policy(&mut self, policy: Option<PolicyConfig>) {
         let out = self.rib.set_policy(policy.unwrap_or_else(permissive));
         self.apply(out);
+    }
+
+    /// Sets `peer`'s BGPFilter rules; a session the RIB holds gets them at
+    /// once (re-export to it, ROUTE-REFRESH when its import rules changed).
+    pub fn set_filters(&mut self, peer: IpAddr, filters: PeerFilters) {
+        if self.filters.get(&peer) == Some(&filters) {
+            return;
+        }
+        self.filters.insert(peer, filters.clone());
+        // A peer the RIB does not hold gets the filters with its session.
+        if let Ok(out) = self.rib.set_peer_filters(peer, filters) {
+            tracing::info!(peer = %peer, "BGP filters applied without a session reset");
+            self.apply(out);
+        }
+    }
+
+    /// A removed peer's filters are forgotten.
+    pub fn forget_filters(&mut self, peer: IpAddr) {
+        self.filters.remove(&peer);
     }
 
     pub fn query(&self, family: Option<Family>) -> Vec<RibEntry> {
