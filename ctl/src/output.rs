@@ -81,7 +81,9 @@ fn columns(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<Column> {
             col("IPV4", "/spec/bgp/ipv4Address"),
             col("IPV6", "/spec/bgp/ipv6Address"),
         ],
-        Kind::Node | Kind::FelixConfiguration => vec![col("NAME", "/metadata/name")],
+        Kind::Node | Kind::FelixConfiguration | Kind::BgpFilter => {
+            vec![col("NAME", "/metadata/name")]
+        }
         Kind::NetworkPolicy | Kind::GlobalNetworkPolicy if wide => vec![
             col("NAME", "/metadata/name"),
             col("ORDER", "/spec/order"),

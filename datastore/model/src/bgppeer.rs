@@ -132,8 +132,8 @@ pub struct BgpPeerSpec {
     /// Gateway through which the peer is reached (refused by validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reachable_by: Option<IpAddr>,
-    /// Names of BGPFilter resources applied to this peer, in order
-    /// (refused by validation: BGPFilter is not implemented).
+    /// Names of BGPFilter resources applied to this peer, in order (their
+    /// rules are tried before Calico's own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<String>,
     /// Local workloads this peering is for (refused by validation).
@@ -295,10 +295,6 @@ fn check_unsupported(c: &mut Checker, s: &BgpPeerSpec) {
     if let Some(sel) = &s.local_workload_selector {
         let why = Reason::Unsupported("tortie does not peer with local workloads");
         c.reject("spec.localWorkloadSelector", sel, why);
-    }
-    if !s.filters.is_empty() {
-        let why = Reason::Unsupported("tortie does not implement BGPFilter resources");
-        c.reject("spec.filters", &s.filters, why);
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod asn;
 pub mod bgpconfig;
+pub mod bgpfilter;
 pub mod bgppeer;
 pub mod common;
 pub mod duration;
@@ -37,6 +38,7 @@ pub mod workload_endpoint;
 
 pub use asn::AsNumber;
 pub use bgpconfig::{BgpConfiguration, BgpConfigurationSpec};
+pub use bgpfilter::{BgpFilter, BgpFilterSpec};
 pub use bgppeer::{BgpPeer, BgpPeerSpec};
 pub use common::{is_secret_key, BgpPassword, LogSeverity, SecretKeyRef};
 pub use duration::GoDuration;

@@ -433,6 +433,7 @@ fn decode(kind: Kind, value: Value) -> Result<Resource, (String, String)> {
         Kind::IpPool => Resource::IpPool(typed(value)?),
         Kind::BgpConfiguration => Resource::BgpConfiguration(typed(value)?),
         Kind::BgpPeer => Resource::BgpPeer(typed(value)?),
+        Kind::BgpFilter => Resource::BgpFilter(typed(value)?),
         Kind::Node => Resource::Node(typed(value)?),
         Kind::FelixConfiguration => Resource::FelixConfiguration(typed(value)?),
         Kind::WorkloadEndpoint => Resource::WorkloadEndpoint(typed(value)?),

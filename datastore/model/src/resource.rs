@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bgpconfig::BgpConfiguration;
+use crate::bgpfilter::BgpFilter;
 use crate::bgppeer::BgpPeer;
 use crate::error::FieldError;
 use crate::felixconfig::FelixConfiguration;
@@ -26,6 +27,8 @@ pub enum Kind {
     BgpConfiguration,
     /// `BGPPeer`.
     BgpPeer,
+    /// `BGPFilter`.
+    BgpFilter,
     /// `Node`.
     Node,
     /// `FelixConfiguration`.
@@ -46,11 +49,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order a manifest is best applied.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::IpPool,
         Kind::BgpConfiguration,
         Kind::FelixConfiguration,
         Kind::Node,
+        Kind::BgpFilter,
         Kind::BgpPeer,
         Kind::Profile,
         Kind::GlobalNetworkSet,
@@ -66,6 +70,7 @@ impl Kind {
             Kind::IpPool => "IPPool",
             Kind::BgpConfiguration => "BGPConfiguration",
             Kind::BgpPeer => "BGPPeer",
+            Kind::BgpFilter => "BGPFilter",
             Kind::Node => "Node",
             Kind::FelixConfiguration => "FelixConfiguration",
             Kind::WorkloadEndpoint => "WorkloadEndpoint",
@@ -83,6 +88,7 @@ impl Kind {
             Kind::IpPool => "ippools",
             Kind::BgpConfiguration => "bgpconfigs",
             Kind::BgpPeer => "bgppeers",
+            Kind::BgpFilter => "bgpfilters",
             Kind::Node => "nodes",
             Kind::FelixConfiguration => "felixconfigs",
             Kind::WorkloadEndpoint => "workloadendpoints",
@@ -105,6 +111,7 @@ impl Kind {
                 "bgpconfigs",
             ],
             Kind::BgpPeer => &["bgppeer", "bgppeers", "bgpp", "bgpps", "bp", "bps"],
+            Kind::BgpFilter => &["bgpfilter", "bgpfilters"],
             Kind::Node => &["node", "nodes", "no", "nos"],
             Kind::FelixConfiguration => &[
                 "felixconfiguration",
@@ -183,6 +190,8 @@ pub enum Resource {
     BgpConfiguration(BgpConfiguration),
     /// A BGP peer.
     BgpPeer(BgpPeer),
+    /// A BGP filter.
+    BgpFilter(BgpFilter),
     /// A node.
     Node(Node),
     /// A felix configuration.
@@ -207,6 +216,7 @@ macro_rules! each {
             Resource::IpPool($r) => $e,
             Resource::BgpConfiguration($r) => $e,
             Resource::BgpPeer($r) => $e,
+            Resource::BgpFilter($r) => $e,
             Resource::Node($r) => $e,
             Resource::FelixConfiguration($r) => $e,
             Resource::WorkloadEndpoint($r) => $e,
@@ -226,6 +236,7 @@ impl Resource {
             Resource::IpPool(_) => Kind::IpPool,
             Resource::BgpConfiguration(_) => Kind::BgpConfiguration,
             Resource::BgpPeer(_) => Kind::BgpPeer,
+            Resource::BgpFilter(_) => Kind::BgpFilter,
             Resource::Node(_) => Kind::Node,
             Resource::FelixConfiguration(_) => Kind::FelixConfiguration,
             Resource::WorkloadEndpoint(_) => Kind::WorkloadEndpoint,
@@ -310,6 +321,7 @@ from_kind!(
     IpPool,
     BgpConfiguration,
     BgpPeer,
+    BgpFilter,
     Node,
     FelixConfiguration,
     WorkloadEndpoint,

@@ -90,6 +90,7 @@ pub fn key_plural(kind: Kind) -> &'static str {
         Kind::GlobalNetworkPolicy => "globalnetworkpolicies",
         Kind::NetworkSet => "networksets",
         Kind::GlobalNetworkSet => "globalnetworksets",
+        Kind::BgpFilter => "bgpfilters",
         Kind::Profile => "profiles",
     }
 }
