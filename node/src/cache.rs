@@ -4,7 +4,7 @@
 //! I/O, the syncer feeds it lists and events.
 //!
 //! What it holds ([`Scope`]): every Node, BGPConfiguration, BGPPeer,
-//! IPPool and FelixConfiguration, every IPAM block and block affinity, and
+//! BGPFilter, IPPool and FelixConfiguration, every IPAM block and block affinity, and
 //! this node's WorkloadEndpoints (through tortie's per-node index of
 //! endpoints, `/index/v1/workloadendpoints/<node>/`, not Calico's
 //! namespace-first keys): a node's felix programs its own workloads and
@@ -28,14 +28,15 @@ use tortie_ipam_core::store::keys::parse_key;
 use tortie_ipam_core::store::IpamKey;
 use tortie_model::ipam::{AffinityState, AllocationBlock, BlockAffinity};
 use tortie_model::{
-    BgpConfiguration, BgpPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IpPool,
-    Kind, NetworkPolicy, NetworkSet, Node, Profile, Resource, WorkloadEndpoint,
+    BgpConfiguration, BgpFilter, BgpPeer, FelixConfiguration, GlobalNetworkPolicy,
+    GlobalNetworkSet, IpPool, Kind, NetworkPolicy, NetworkSet, Node, Profile, Resource,
+    WorkloadEndpoint,
 };
 
 use crate::snapshot::Snapshot;
 
 /// The kinds of entries, in [`Scope::prefixes`] order (metric labels).
-pub const SECTIONS: [&str; 14] = [
+pub const SECTIONS: [&str; 15] = [
     "node",
     "bgpconfiguration",
     "bgppeer",
@@ -44,6 +45,7 @@ pub const SECTIONS: [&str; 14] = [
     "block",
     "affinity",
     "felixconfiguration",
+    "bgpfilter",
     "networkpolicy",
     "globalnetworkpolicy",
     "networkset",
@@ -53,7 +55,7 @@ pub const SECTIONS: [&str; 14] = [
 ];
 
 /// The section of every WorkloadEndpoint of the cluster (policy only).
-const CLUSTER_ENDPOINTS: usize = 13;
+const CLUSTER_ENDPOINTS: usize = 14;
 
 /// The sections holding IPAM entries (the others hold resources).
 const IPAM_SECTIONS: [usize; 2] = [5, 6];
@@ -86,6 +88,7 @@ impl Scope {
             format!("{}assignment/", keys::IPAM),
             format!("{}host/", keys::IPAM),
             res(Kind::FelixConfiguration),
+            res(Kind::BgpFilter),
         ];
         if policy {
             prefixes.extend([
@@ -105,7 +108,7 @@ impl Scope {
         self.prefixes.len() > CLUSTER_ENDPOINTS
     }
 
-    /// The prefixes, one per section of [`SECTIONS`] (the first eight
+    /// The prefixes, one per section of [`SECTIONS`] (the first nine
     /// without policy).
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes
@@ -128,6 +131,7 @@ enum Item {
     Block(Box<AllocationBlock>),
     Affinity(String, IpNet, BlockAffinity),
     FelixConfig(Box<FelixConfiguration>),
+    BgpFilter(Box<BgpFilter>),
     NetworkPolicy(Box<NetworkPolicy>),
     GlobalNetworkPolicy(Box<GlobalNetworkPolicy>),
     NetworkSet(Box<NetworkSet>),
@@ -210,6 +214,7 @@ fn decode_resource(section: usize, kv: &KeyValue) -> Result<Item, DecodeError> {
         Resource::IpPool(p) => Item::Pool(p),
         Resource::WorkloadEndpoint(w) => Item::Workload(Box::new(w)),
         Resource::FelixConfiguration(f) => Item::FelixConfig(Box::new(f)),
+        Resource::BgpFilter(f) => Item::BgpFilter(Box::new(f)),
     })
 }
 
@@ -359,6 +364,10 @@ impl Cache {
                     }
                 }
                 Item::FelixConfig(f) => s.felix_configs.push((**f).clone()),
+                Item::BgpFilter(f) => {
+                    s.bgp_filters
+                        .insert(f.metadata.name.clone(), f.spec.clone());
+                }
                 Item::NetworkPolicy(p) => s.policy.network_policies.push((**p).clone()),
                 Item::GlobalNetworkPolicy(p) => {
                     s.policy.global_network_policies.push((**p).clone())
@@ -496,7 +505,23 @@ mod tests {
         );
         assert_eq!(s.blocks.len(), 1);
         assert_eq!(s.workloads.len(), 1);
-        assert_eq!(c.counts(), [0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(c.counts(), [0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn bgp_filters_are_followed_by_name_also_without_policy() {
+        let mut c = Cache::new(Scope::for_node("n1"));
+        let key = "/resources/v3/projectcalico.org/bgpfilters/no-bogons";
+        let v = r#"{"apiVersion":"projectcalico.org/v3","kind":"BGPFilter","metadata":{"name":"no-bogons"},"spec":{"importV4":[{"action":"Reject","matchOperator":"In","cidr":"192.0.2.0/24"}]}}"#;
+        assert_eq!(c.apply(&WatchEvent::Put(kv(key, v, 3))), Ok(true));
+        let snap = c.snapshot();
+        assert_eq!(snap.bgp_filters["no-bogons"].import_v4.len(), 1);
+        let del = WatchEvent::Delete {
+            key: key.into(),
+            revision: 4,
+        };
+        assert_eq!(c.apply(&del), Ok(true));
+        assert!(c.snapshot().bgp_filters.is_empty());
     }
 
     #[test]
@@ -509,7 +534,7 @@ mod tests {
         assert_eq!(s.section("/index/v1/workloadendpoints/n1/ns/w"), Some(4));
         assert_eq!(
             s.section("/resources/v3/projectcalico.org/globalnetworkpolicies/p"),
-            Some(9)
+            Some(10)
         );
         let mut c = Cache::new(s);
         // Another node's endpoint, with a MAC and a container id policy does not read.

@@ -76,7 +76,13 @@ impl Agent {
         }
         self.set_policy(built).await;
         self.set_bgp_log(&snap);
-        self.desired = crate::peers::desired(&snap, &self.me);
+        let desired = crate::peers::desired(&snap, &self.me);
+        if desired.problems != self.desired.problems {
+            for p in &desired.problems {
+                tracing::warn!(problem = %p, "BGP filters");
+            }
+        }
+        self.desired = desired;
         self.apply_peers().await;
         if let Some(dp) = &self.dataplane {
             self.connected = connected_subnets();

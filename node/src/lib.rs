@@ -24,6 +24,7 @@ pub mod cleanup;
 pub mod dataplane;
 pub mod feed;
 pub mod felixcfg;
+pub mod filters;
 pub mod handlers;
 pub mod learned;
 pub mod logs;

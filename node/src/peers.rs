@@ -10,7 +10,7 @@ use tortie_bgp_speaker::{
     Establishment, GracefulRestartConfig, PeerConfig, PeerType, TimersConfig,
 };
 use tortie_model::bgppeer::{NextHopMode, SourceAddress};
-use tortie_model::{BgpPassword, BgpPeerSpec, GoDuration, Node};
+use tortie_model::{BgpPassword, BgpPeer, GoDuration, Node};
 
 use crate::snapshot::{node_addr, rr_cluster, Snapshot};
 
@@ -100,6 +100,7 @@ fn node_at<'a>(snap: &'a Snapshot, me: &LocalIdentity, ip: IpAddr) -> Option<&'a
 struct Out {
     peers: PeerMap,
     passwords: BTreeMap<IpAddr, BgpPassword>,
+    problems: Vec<String>,
 }
 
 impl Out {
@@ -162,7 +163,8 @@ fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Ou
             // Calico configures the reverse session per node.
             let t = node_peer_type(local, n, PeerType::NodeSpecific);
             let p = node_base(me, addr, snap.node_asn(n), t);
-            out.insert_new(from_spec(p, spec), spec.password.as_ref());
+            let p = from_spec(p, bp, snap, out);
+            out.insert_new(p, spec.password.as_ref());
         }
     }
 }
@@ -172,9 +174,16 @@ fn reverse_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut Ou
 /// kernel picks the source), `numAllowedLocalASNumbers` (BIRD's `allow
 /// local as`: our AS may appear that often in received AS paths) and the
 /// next hop of routes sent (`nextHopMode`, or `keepOriginalNextHop` for
-/// `Keep`).
-fn from_spec(p: PeerConfig, spec: &BgpPeerSpec) -> PeerConfig {
+/// `Keep`) and `filters` (the BGPFilters' rules, [`crate::filters`]).
+fn from_spec(p: PeerConfig, bp: &BgpPeer, snap: &Snapshot, out: &mut Out) -> PeerConfig {
+    let spec = &bp.spec;
     let mut p = with_restart_time(p, spec.max_restart_time);
+    p.filters = crate::filters::peer_filters(
+        &bp.metadata.name,
+        &spec.filters,
+        &snap.bgp_filters,
+        &mut out.problems,
+    );
     if let Some(k) = spec.keepalive_time {
         // Validation keeps it between 1 s and 65535 s.
         let secs = k.as_duration().as_secs().clamp(1, u64::from(u16::MAX));
@@ -215,7 +224,7 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut O
                 Some(n) => node_base(me, pip.ip, asn, node_peer_type(local, n, kind)),
                 None => base(me, pip.ip, asn, kind),
             };
-            let mut p = from_spec(p, spec);
+            let mut p = from_spec(p, bp, snap, out);
             p.port = pip.port.unwrap_or(179);
             p.ttl_security = spec.ttl_security.filter(|t| *t > 0);
             out.insert(p, spec.password.as_ref());
@@ -228,7 +237,8 @@ fn explicit_peers(snap: &Snapshot, me: &LocalIdentity, local: &Node, out: &mut O
                 let Some(addr) = node_addr(n) else { continue };
                 let t = node_peer_type(local, n, kind);
                 let p = node_base(me, addr, snap.node_asn(n), t);
-                out.insert(from_spec(p, spec), spec.password.as_ref());
+                let p = from_spec(p, bp, snap, out);
+                out.insert(p, spec.password.as_ref());
             }
         }
     }
@@ -245,6 +255,9 @@ pub struct Desired {
     /// The password reference of each session that has one
     /// (`BGPPeer.password`, `BGPConfiguration.nodeMeshPassword`).
     pub passwords: BTreeMap<IpAddr, BgpPassword>,
+    /// What could not be honoured (a BGPFilter that does not exist), in
+    /// words, for the log.
+    pub problems: Vec<String>,
 }
 
 /// Every session this node must hold, with password references. Without
@@ -258,9 +271,12 @@ pub fn desired(snap: &Snapshot, me: &LocalIdentity) -> Desired {
     explicit_peers(snap, me, local, &mut out);
     out.peers.remove(&me.ip);
     out.passwords.remove(&me.ip);
+    out.problems.sort();
+    out.problems.dedup();
     Desired {
         peers: out.peers,
         passwords: out.passwords,
+        problems: out.problems,
     }
 }
 
@@ -680,5 +696,41 @@ mod tests {
         assert_eq!(plain.timers.keepalive, None);
         assert_eq!(plain.local_address, Some("10.0.1.11".parse().unwrap()));
         assert_eq!(plain.allowas_in, 0);
+    }
+
+    #[test]
+    fn a_bgppeers_filters_reach_its_session_and_an_edit_changes_only_them() {
+        let mut s = snap3();
+        s.bgp_peers = vec![peer(
+            "  peerIP: 192.0.2.1\n  asNumber: 65001\n  filters: [pools-only, missing]\n",
+        )];
+        let f: tortie_model::BgpFilterSpec = match tortie_model::parse_manifest(
+            "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: pools-only\nspec:\n  exportV4:\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.1.0/26}\n",
+        )
+        .unwrap()
+        .remove(0)
+        {
+            tortie_model::Resource::BgpFilter(f) => f.spec,
+            other => panic!("{other:?}"),
+        };
+        s.bgp_filters.insert("pools-only".into(), f.clone());
+        let me = me("n1", "10.0.1.11");
+        let d = desired(&s, &me);
+        let addr: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(d.peers[&addr].filters.export.v4.len(), 1);
+        assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+        assert!(d.problems[0].contains("\"missing\""), "{:?}", d.problems);
+        // Mesh sessions have no filters.
+        let mesh: IpAddr = "10.0.1.12".parse().unwrap();
+        assert!(d.peers[&mesh].filters.is_empty());
+        // Editing the filter: the same session, only its filters differ.
+        let mut edited = f;
+        edited.export_v4.clear();
+        s.bgp_filters.insert("pools-only".into(), edited);
+        let d2 = desired(&s, &me);
+        let up = diff(&d.peers, &d2.peers).update;
+        assert_eq!(up.len(), 1);
+        assert!(d.peers[&addr].same_but_filters(&up[0]));
+        assert!(up[0].filters.is_empty());
     }
 }

@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use tortie_model::ipam::AllocationBlock;
 use tortie_model::{
-    AsNumber, BgpConfigurationSpec, BgpPeer, FelixConfiguration, GlobalNetworkPolicy,
-    GlobalNetworkSet, IpPool, NetworkPolicy, NetworkSet, Node, Profile, WorkloadEndpoint,
+    AsNumber, BgpConfigurationSpec, BgpFilterSpec, BgpPeer, FelixConfiguration,
+    GlobalNetworkPolicy, GlobalNetworkSet, IpPool, NetworkPolicy, NetworkSet, Node, Profile,
+    WorkloadEndpoint,
 };
 
 /// What network policy reads (empty and `enabled: false` when the agent
@@ -42,6 +43,8 @@ pub struct Snapshot {
     pub bgp_node_configs: std::collections::BTreeMap<String, BgpConfigurationSpec>,
     /// Every BGPPeer.
     pub bgp_peers: Vec<BgpPeer>,
+    /// Every BGPFilter's spec by name (what `BGPPeer.filters` lists).
+    pub bgp_filters: std::collections::BTreeMap<String, BgpFilterSpec>,
     /// Every IPPool.
     pub pools: Vec<IpPool>,
     /// Every WorkloadEndpoint.
