@@ -33,15 +33,8 @@ fn calicos_sample_without_interface_rules_applies_unchanged() {
     );
     assert_eq!(f.spec.import_v6[1].action, BgpFilterAction::Reject);
     // It reads back as it was written.
-    let again = filter(
-        &Resource::BgpFilter(f.clone())
-            .to_yaml()
-            .split_once("spec:\n")
-            .unwrap()
-            .1
-            .to_string(),
-    )
-    .unwrap();
+    let yaml = Resource::BgpFilter(f.clone()).to_yaml();
+    let again = filter(yaml.split_once("spec:\n").unwrap().1).unwrap();
     assert_eq!(again.spec, f.spec);
 }
 
