@@ -35,7 +35,8 @@ cargo build --workspace --bins --locked
 echo "== cargo test (unit, property, and root/netns/interop tests)"
 # Network tests use their own namespaces and ports and may run side by side,
 # but each starts daemons; two threads keep a 2-core machine responsive.
-cargo test --workspace --locked -- --include-ignored --test-threads="${TORTIE_TEST_THREADS:-2}"
+# --no-fail-fast: one failing test binary does not hide the others' results.
+cargo test --workspace --locked --no-fail-fast -- --include-ignored --test-threads="${TORTIE_TEST_THREADS:-2}"
 
 # Suites that are not cargo tests (e.g. IPIP inside a VM): scripts/suites/*.sh
 for suite in scripts/suites/*.sh; do

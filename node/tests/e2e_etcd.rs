@@ -86,7 +86,8 @@ fn a_lab_on_an_etcd_on_the_host_loopback_works_through_the_relay() {
     );
 
     let down = lab.ctl_ok(&["lab", "down"]);
-    assert!(down.contains("5 processes stopped"), "{down}");
+    // 4 agents, the relay, and each of the 6 pods' servers (ports 80/81).
+    assert!(down.contains("11 processes stopped"), "{down}");
     for pid in agents.iter().chain([&relay]) {
         assert!(!alive(*pid), "process {pid} still runs after lab down");
     }

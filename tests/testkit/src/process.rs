@@ -71,16 +71,42 @@ impl Drop for ChildGuard {
 }
 
 /// Kills every process whose PID is listed in `pidfile` (daemons that fork,
-/// like FRR or BIRD started with `-P`), ignoring errors.
+/// like FRR or BIRD started with `-P`), ignoring errors, and waits (up to
+/// 10 s) until each is gone or a zombie: a daemon started again at once
+/// must not find the old one still holding its control socket (BIRD:
+/// "I found another BIRD running").
 pub fn kill_pidfile(pidfile: &std::path::Path) {
-    if let Ok(s) = std::fs::read_to_string(pidfile) {
-        for pid in s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
-            let _ = Command::new("kill")
-                .arg("-9")
-                .arg(pid.to_string())
-                .stderr(Stdio::null())
-                .status();
-        }
+    let Ok(s) = std::fs::read_to_string(pidfile) else {
+        return;
+    };
+    let pids: Vec<u32> = s
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    for pid in &pids {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = crate::wait_until(
+        "killed daemons to exit",
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(10),
+        || !pids.iter().any(|&p| alive(p)),
+    );
+}
+
+/// Does `pid` run (exists and is not a zombie)?
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 
