@@ -67,18 +67,11 @@ fn vteps(snap: &Snapshot, me: &str) -> Vec<RemoteVtep> {
         .collect()
 }
 
-/// True if felix encapsulates towards `hop` for this pool, or `hop` is on
-/// our subnet: only then can a route via `hop` be installed (a plain
-/// gateway must be on-link; off-subnet blocks follow the default route).
-fn usable_hop(input: &FelixInput, connected: &[IpNet], pool: Option<&Pool>, hop: IpAddr) -> bool {
-    let same = input.node_ip.is_some_and(|n| n.trunc().contains(&hop))
-        || connected.iter().any(|n| n.trunc().contains(&hop));
-    let encaps = |m: EncapMode| match m {
-        EncapMode::Never => false,
-        EncapMode::Always => true,
-        EncapMode::CrossSubnet => !same,
-    };
-    same || pool.is_some_and(|p| encaps(p.ipip_mode) || encaps(p.vxlan_mode))
+/// True if felix can route towards `hop` for a block of `pool`: it
+/// encapsulates, or `hop` is on link (felix's one definition,
+/// [`tortie_felix::hop_path`]); off-link blocks follow the default route.
+fn usable_hop(input: &FelixInput, pool: Option<&Pool>, hop: IpAddr) -> bool {
+    tortie_felix::hop_path(input, pool, hop).is_some()
 }
 
 fn vxlan_pool(input: &FelixInput, net: &IpNet) -> bool {
@@ -87,11 +80,7 @@ fn vxlan_pool(input: &FelixInput, net: &IpNet) -> bool {
         .is_some_and(|p| p.vxlan_mode != EncapMode::Never)
 }
 
-fn bgp_blocks(
-    input: &FelixInput,
-    connected: &[IpNet],
-    learned: &BTreeMap<IpNet, BTreeSet<IpAddr>>,
-) -> Vec<RemoteBlock> {
+fn bgp_blocks(input: &FelixInput, learned: &BTreeMap<IpNet, BTreeSet<IpAddr>>) -> Vec<RemoteBlock> {
     learned
         .iter()
         .filter(|(net, _)| !input.local_blocks.contains(net) && !vxlan_pool(input, net))
@@ -100,7 +89,7 @@ fn bgp_blocks(
             let next_hops: Vec<IpAddr> = hops
                 .iter()
                 .copied()
-                .filter(|h| usable_hop(input, connected, pool, *h))
+                .filter(|h| usable_hop(input, pool, *h))
                 .collect();
             (!next_hops.is_empty()).then_some(RemoteBlock {
                 cidr: *net,
@@ -148,6 +137,7 @@ pub fn felix_input(
     let mut input = FelixInput {
         node_name: me.to_string(),
         node_ip: Some(node_ip),
+        connected: ctx.connected.to_vec(),
         ipip_tunnel_addr: node
             .and_then(|n| n.spec.bgp.as_ref())
             .and_then(|b| b.ipv4_ipip_tunnel_addr)
@@ -163,7 +153,7 @@ pub fn felix_input(
         knobs: crate::felixcfg::knobs(&crate::felixcfg::effective(&snap.felix_configs, me)),
         ..FelixInput::default()
     };
-    let mut remote = bgp_blocks(&input, ctx.connected, learned);
+    let mut remote = bgp_blocks(&input, learned);
     remote.extend(datastore_blocks(&input, snap, me));
     input.remote_blocks = remote;
     input
@@ -274,5 +264,102 @@ mod tests {
             .iter()
             .all(|b| b.source == PathSource::Datastore));
         assert_eq!(i.pools[0].vxlan_mode, EncapMode::CrossSubnet);
+    }
+}
+
+/// Feed and felix on the same next hops: the feed keeps a hop only when
+/// felix can route towards it, and felix must then install a route.
+#[cfg(test)]
+mod one_idea_of_same_subnet {
+    use super::*;
+    use tortie_felix::{compute, FelixConfig, RouteKey};
+
+    struct Case {
+        what: &'static str,
+        ipip: EncapMode,
+        connected: &'static [&'static str],
+        hop: &'static str,
+    }
+
+    /// (feed keeps the hop, felix installs a route for it)
+    fn both(c: &Case) -> (bool, bool) {
+        let connected: Vec<IpNet> = c.connected.iter().map(|n| n.parse().unwrap()).collect();
+        let block: IpNet = "10.244.0.64/26".parse().unwrap();
+        let hop: IpAddr = c.hop.parse().unwrap();
+        let mut input = FelixInput {
+            node_name: "n1".into(),
+            node_ip: Some("10.0.1.11/24".parse().unwrap()),
+            pools: vec![Pool {
+                cidr: "10.244.0.0/16".parse().unwrap(),
+                ipip_mode: c.ipip,
+                vxlan_mode: EncapMode::Never,
+                nat_outgoing: false,
+            }],
+            ..FelixInput::default()
+        };
+        input.connected = connected;
+        let feed = usable_hop(&input, input.pool_of(&block), hop);
+        input.remote_blocks = vec![RemoteBlock {
+            cidr: block,
+            next_hops: vec![hop],
+            source: PathSource::Bgp,
+        }];
+        let cfg = FelixConfig::default();
+        let key = RouteKey {
+            table: cfg.table,
+            dst: block,
+        };
+        (feed, compute(&input, &cfg).routes.contains_key(&key))
+    }
+
+    #[test]
+    fn feed_and_felix_agree_on_every_next_hop() {
+        let cases = [
+            Case {
+                what: "same subnet, Never",
+                ipip: EncapMode::Never,
+                connected: &[],
+                hop: "10.0.1.12",
+            },
+            Case {
+                what: "other subnet, Never",
+                ipip: EncapMode::Never,
+                connected: &[],
+                hop: "10.0.2.13",
+            },
+            Case {
+                what: "connected subnet, Never",
+                ipip: EncapMode::Never,
+                connected: &["10.0.2.0/24"],
+                hop: "10.0.2.13",
+            },
+            Case {
+                what: "other subnet, CrossSubnet",
+                ipip: EncapMode::CrossSubnet,
+                connected: &[],
+                hop: "10.0.2.13",
+            },
+            Case {
+                what: "connected subnet, CrossSubnet",
+                ipip: EncapMode::CrossSubnet,
+                connected: &["10.0.2.0/24"],
+                hop: "10.0.2.13",
+            },
+            Case {
+                what: "other subnet, Always",
+                ipip: EncapMode::Always,
+                connected: &[],
+                hop: "10.0.2.13",
+            },
+        ];
+        let disagree: Vec<String> = cases
+            .iter()
+            .filter_map(|c| {
+                let (feed, felix) = both(c);
+                (feed != felix)
+                    .then(|| format!("{}: feed keeps {feed}, felix routes {felix}", c.what))
+            })
+            .collect();
+        assert!(disagree.is_empty(), "{disagree:#?}");
     }
 }

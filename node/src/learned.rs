@@ -2,8 +2,9 @@
 //! sent End-of-RIB since it came up (readiness), and the forwarding table
 //! of the speaker's Loc-RIB (its FIB stream: per prefix the best/ECMP next
 //! hops, after the import policy), which becomes the remote blocks felix
-//! installs. The `bgp rib` rows are the speaker's Loc-RIB converted to the
-//! INTERFACES.md shape. Routes a peer sent but the import policy refused
+//! installs. The `bgp rib` rows are the speaker's Loc-RIB rows as the RIB
+//! made them (INTERFACES.md shape plus the best-path reason), our own
+//! originations left out. Routes a peer sent but the import policy refused
 //! are in neither.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,36 +22,16 @@ pub struct Learned {
 
 pub use tortie_node_api::{RibEntry, RibPath};
 
-fn rib_path(p: &tortie_bgp_speaker::RibPath) -> Option<RibPath> {
-    Some(RibPath {
-        peer: p.peer.parse().ok()?,
-        next_hop: p.next_hop.as_deref()?.parse().ok()?,
-        as_path: p.as_path.clone(),
-        local_pref: p.local_pref,
-        med: p.med,
-        communities: p.communities.clone(),
-        best: p.best,
-    })
-}
-
-/// The speaker's Loc-RIB as `bgp rib` rows: paths learned from peers only
-/// (our own originations have no peer and no next hop), prefixes without
-/// such a path left out.
-pub fn rib_rows(entries: &[tortie_bgp_speaker::RibEntry]) -> Vec<RibEntry> {
+/// The speaker's Loc-RIB rows as `bgp rib` shows them: the RIB's own typed
+/// rows (prefix, attributes, best flag and best-path reason) unchanged,
+/// minus our own originations (no peer, no next hop) and the prefixes left
+/// without any other path.
+pub fn rib_rows(mut entries: Vec<RibEntry>) -> Vec<RibEntry> {
+    entries.retain_mut(|e| {
+        e.paths.retain(|p| p.peer.is_some() && p.next_hop.is_some());
+        !e.paths.is_empty()
+    });
     entries
-        .iter()
-        .filter_map(|e| {
-            let paths: Vec<RibPath> = e.paths.iter().filter_map(rib_path).collect();
-            (!paths.is_empty()).then(|| RibEntry {
-                prefix: e.prefix.clone(),
-                paths,
-            })
-        })
-        .collect()
-}
-
-fn to_ipnet(p: &tortie_bgp_wire::Prefix) -> Option<IpNet> {
-    IpNet::new(p.addr(), p.len()).ok()
 }
 
 impl Learned {
@@ -74,9 +55,7 @@ impl Learned {
         };
         let mut changed = false;
         for u in updates {
-            let Some(net) = to_ipnet(&u.prefix) else {
-                continue;
-            };
+            let net = IpNet::from(u.prefix);
             match &u.route {
                 Some(r) => {
                     let hops: BTreeSet<IpAddr> = r.next_hops.iter().copied().collect();
@@ -152,37 +131,48 @@ mod tests {
         assert!(!l.on_fib(&FibEvent::RestartComplete));
     }
 
-    #[test]
-    fn rib_rows_keep_learned_paths_and_drop_our_own() {
-        let path = |peer: &str, hop: Option<&str>, best: bool| tortie_bgp_speaker::RibPath {
-            peer: peer.into(),
-            next_hop: hop.map(Into::into),
-            as_path: vec![],
+    fn path(peer: Option<&str>, best: bool) -> RibPath {
+        RibPath {
+            peer: peer.map(|p| p.parse().unwrap()),
+            next_hop: peer.map(|p| p.parse().unwrap()),
+            as_path: vec![65002],
             local_pref: 100,
             med: None,
+            origin: Some(tortie_bgp_wire::Origin::Igp),
             communities: vec![],
             large_communities: vec![],
             best,
             multipath: best,
             stale: false,
-            reason: None,
+            reason: best.then_some(tortie_node_api::BestPathReason::AsPathLength),
             path_id: None,
+        }
+    }
+
+    #[test]
+    fn rib_rows_keep_learned_paths_as_the_rib_made_them_and_drop_our_own() {
+        let learned = RibEntry {
+            prefix: "10.244.0.64/26".parse().unwrap(),
+            paths: vec![path(Some("10.0.1.2"), true), path(Some("10.0.1.3"), false)],
         };
         let entries = vec![
-            tortie_bgp_speaker::RibEntry {
-                prefix: "10.244.0.0/26".into(),
-                paths: vec![path("local", None, true)],
+            RibEntry {
+                prefix: "10.244.0.0/26".parse().unwrap(),
+                paths: vec![path(None, true)],
             },
-            tortie_bgp_speaker::RibEntry {
-                prefix: "10.244.0.64/26".into(),
-                paths: vec![path("10.0.1.2", Some("10.0.1.2"), true)],
-            },
+            learned.clone(),
         ];
-        let rows = rib_rows(&entries);
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].prefix, "10.244.0.64/26");
-        assert!(rows[0].paths[0].best);
-        assert_eq!(rows[0].paths[0].next_hop.to_string(), "10.0.1.2");
+        assert_eq!(rib_rows(entries), vec![learned]);
+    }
+
+    #[test]
+    fn a_learned_path_beside_our_own_stays_without_a_reason() {
+        let rows = rib_rows(vec![RibEntry {
+            prefix: "10.244.0.0/26".parse().unwrap(),
+            paths: vec![path(None, true), path(Some("10.0.1.2"), false)],
+        }]);
+        assert_eq!(rows[0].paths, vec![path(Some("10.0.1.2"), false)]);
+        assert_eq!(rows[0].paths[0].reason, None);
     }
 
     #[test]

@@ -71,7 +71,7 @@ async fn control(line: &str, shared: &Shared) -> Response {
 /// The speaker's Loc-RIB (after the import policy) as `bgp rib` rows.
 async fn rib(shared: &Shared, family: Option<Family>) -> Response {
     match shared.speaker().rib_query(family).await {
-        Ok(entries) => Response::Rib(crate::learned::rib_rows(&entries)),
+        Ok(entries) => Response::Rib(crate::learned::rib_rows(entries)),
         Err(e) => Response::Error(format!("cannot read the Loc-RIB: {e}")),
     }
 }

@@ -133,11 +133,11 @@ fn two_nodes_register_mesh_and_learn_each_others_blocks() {
     let ip = got.v4[0];
     let learned = || match query(sb, &Request::Rib { afi: None }) {
         Ok(Response::Rib(r)) => r.iter().any(|e| {
-            let net: ipnet::IpNet = e.prefix.parse().unwrap();
+            let net = ipnet::IpNet::from(e.prefix);
             net.contains(&ip)
                 && e.paths
                     .iter()
-                    .any(|p| p.next_hop.to_string() == "10.77.0.1")
+                    .any(|p| p.next_hop == "10.77.0.1".parse().ok())
         }),
         _ => false,
     };
@@ -200,7 +200,7 @@ fn a_new_as_number_restarts_the_speakers_and_sessions_come_back_with_it() {
         .v4[0];
     let learned = || match query(sb, &Request::Rib { afi: None }) {
         Ok(Response::Rib(r)) => r.iter().any(|e| {
-            let net: ipnet::IpNet = e.prefix.parse().unwrap();
+            let net = ipnet::IpNet::from(e.prefix);
             net.contains(&ip) && e.paths.iter().any(|p| p.as_path.is_empty())
         }),
         _ => false,

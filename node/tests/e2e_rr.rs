@@ -34,7 +34,7 @@ fn learned_from_each(
             .get(block)
             .ok_or_else(|| format!("{}: no {block} of {owner}", client.name))?;
         for rr in reflectors {
-            if !e.paths.iter().any(|p| p.peer == *rr) {
+            if !e.paths.iter().any(|p| p.peer == Some(*rr)) {
                 return Err(format!(
                     "{}: {block} of {owner} not from {rr}: {e:?}",
                     client.name

@@ -84,8 +84,8 @@ fn rib(sock: &Path) -> Vec<(String, Vec<String>)> {
         Ok(Response::Rib(r)) => r
             .into_iter()
             .map(|e| {
-                let hops = e.paths.iter().map(|p| p.next_hop.to_string()).collect();
-                (e.prefix, hops)
+                let hops = e.paths.iter().filter_map(|p| p.next_hop);
+                (e.prefix.to_string(), hops.map(|h| h.to_string()).collect())
             })
             .collect(),
         _ => Vec::new(),

@@ -124,9 +124,7 @@ impl Pair {
     fn b_has_block(&self) -> bool {
         match query(&self.sb, &Request::Rib { afi: None }) {
             Ok(Response::Rib(r)) => r.iter().any(|e| {
-                e.prefix
-                    .parse::<ipnet::IpNet>()
-                    .is_ok_and(|n| n.contains(&std::net::IpAddr::V4(self.block_ip)))
+                ipnet::IpNet::from(e.prefix).contains(&std::net::IpAddr::V4(self.block_ip))
             }),
             _ => false,
         }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tortie_bgp_wire::{ErrorAction, Family, NextHop, Nlri, PathAttributes, Prefix, UpdateMsg};
+use tortie_bgp_wire::{Family, NextHop, Nlri, PathAttributes, Prefix, UpdateMsg};
 
 use crate::adj_out;
 use crate::config::{DownKind, ImportScope, PeerInfo};
@@ -147,11 +147,9 @@ impl Rib {
         for n in msg.withdrawn.iter().chain(unreach) {
             self.remove_path(slot, n, &mut changes);
         }
-        // RFC 7606 §2: treat-as-withdraw; AFI/SAFI disable and reset are the
-        // speaker's to act on, and nothing of such an UPDATE may be used either.
-        let unusable = msg
-            .action()
-            .is_some_and(|a| a >= ErrorAction::TreatAsWithdraw);
+        // RFC 7606 §2, the wire crate's one rule: treat-as-withdraw or worse
+        // (AFI/SAFI disable and reset are the speaker's to act on).
+        let unusable = msg.announcements_withdrawn();
         let v4_next_hop = msg.attributes.next_hop.map(IpAddr::V4);
         let mut groups: Vec<(&[Nlri], Option<IpAddr>)> = vec![(&msg.nlri, v4_next_hop)];
         if let Some(r) = msg

@@ -1,12 +1,15 @@
 //! The data of `tortiectl bgp rib -o json`: every prefix with its paths, the
 //! best flag and the reason the best path won (INTERFACES.md shape plus
-//! `reason`, `multipath`, `stale` and `path_id`).
+//! `origin`, `large_communities`, `multipath`, `stale`, `reason` and
+//! `path_id`). The rows are typed (the wire crate's [`Prefix`] and
+//! [`Origin`], addresses, [`BestPathReason`]) and serialize as they are:
+//! tortie-node's status API carries them to `tortiectl` unchanged.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tortie_bgp_wire::{Family, Nlri, PathAttributes};
+use tortie_bgp_wire::{Family, Nlri, Origin, PathAttributes, Prefix};
 
 use crate::adj_out;
 use crate::best::BestPathReason;
@@ -18,8 +21,8 @@ use crate::table::{Dest, Path, LOCAL_SLOT};
 /// One prefix of the Loc-RIB.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RibEntry {
-    /// The prefix, e.g. `10.244.1.0/26`.
-    pub prefix: String,
+    /// The prefix (serialized as its text, e.g. `10.244.1.0/26`).
+    pub prefix: Prefix,
     /// Its paths, best first.
     pub paths: Vec<RibPath>,
 }
@@ -27,16 +30,19 @@ pub struct RibEntry {
 /// One path of a prefix.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RibPath {
-    /// The peer it came from, or `local` for our own routes.
-    pub peer: String,
-    /// Its next hop (`null` for our own routes).
-    pub next_hop: Option<String>,
+    /// The peer it came from; `None` (`null`) for our own routes.
+    pub peer: Option<IpAddr>,
+    /// Its next hop; `None` (`null`) for our own routes.
+    pub next_hop: Option<IpAddr>,
     /// AS numbers of the AS_PATH, in order (sets flattened).
     pub as_path: Vec<u32>,
     /// LOCAL_PREF as used by selection (100 when absent).
     pub local_pref: u32,
     /// MULTI_EXIT_DISC.
     pub med: Option<u32>,
+    /// ORIGIN (`igp`, `egp`, `incomplete`; selection takes an absent one
+    /// as `incomplete`).
+    pub origin: Option<Origin>,
     /// Communities as `asn:value`.
     pub communities: Vec<String>,
     /// Large communities as `global:local1:local2`.
@@ -47,7 +53,8 @@ pub struct RibPath {
     pub multipath: bool,
     /// Kept for a restarting peer (RFC 4724).
     pub stale: bool,
-    /// Why this path is best (only on the best path).
+    /// Why this path is best: the first selection step that left only it
+    /// (only on the best path, `None` on the others).
     pub reason: Option<BestPathReason>,
     /// RFC 7911 path id as received, when ADD-PATH is in use.
     pub path_id: Option<u32>,
@@ -66,7 +73,7 @@ impl Rib {
             for p in prefixes {
                 if let Some(d) = self.tables.get(&p) {
                     entries.push(RibEntry {
-                        prefix: p.to_string(),
+                        prefix: p,
                         paths: self.describe(d, f),
                     });
                 }
@@ -96,10 +103,10 @@ impl Rib {
         let with_ids = peer.is_some_and(|s| s.info.add_path_rx.contains(&family));
         RibPath {
             peer: match (p.peer, peer) {
-                (LOCAL_SLOT, _) | (_, None) => "local".to_string(),
-                (_, Some(s)) => s.info.addr.to_string(),
+                (LOCAL_SLOT, _) | (_, None) => None,
+                (_, Some(s)) => Some(s.info.addr),
             },
-            next_hop: p.attrs.next_hop.map(|n: IpAddr| n.to_string()),
+            next_hop: p.attrs.next_hop,
             as_path: a
                 .as_path
                 .iter()
@@ -108,6 +115,7 @@ impl Rib {
                 .collect(),
             local_pref: a.local_pref.unwrap_or(100),
             med: a.med,
+            origin: a.origin,
             communities: a.communities.iter().map(ToString::to_string).collect(),
             large_communities: a
                 .large_communities

@@ -174,14 +174,14 @@ fn check(
                 .paths
                 .iter()
                 .filter(|p| p.multipath)
-                .filter_map(|p| p.next_hop.as_ref());
+                .filter_map(|p| p.next_hop);
             let mut v: Vec<IpAddr> = Vec::new();
-            for h in hops.map(|h| h.parse().unwrap()) {
+            for h in hops {
                 if !v.contains(&h) {
                     v.push(h);
                 }
             }
-            (e.prefix.parse().unwrap(), v)
+            (e.prefix, v)
         })
         .collect();
     prop_assert_eq!(fib, &want, "FIB");

@@ -426,20 +426,19 @@ fn fib_snapshot(entries: &[RibEntry]) -> Vec<FibUpdate> {
     entries
         .iter()
         .filter_map(|e| {
-            let prefix: Prefix = e.prefix.parse().ok()?;
             if e.paths.first().is_none_or(|p| p.next_hop.is_none()) {
                 return None;
             }
             let set: Vec<_> = e.paths.iter().filter(|p| p.best || p.multipath).collect();
             let mut next_hops: Vec<IpAddr> = Vec::new();
-            for nh in set.iter().filter_map(|p| p.next_hop.as_ref()?.parse().ok()) {
+            for nh in set.iter().filter_map(|p| p.next_hop) {
                 if !next_hops.contains(&nh) {
                     next_hops.push(nh);
                 }
             }
             let stale = set.iter().any(|p| p.stale);
             Some(FibUpdate {
-                prefix,
+                prefix: e.prefix,
                 route: Some(FibRoute { next_hops, stale }),
             })
         })

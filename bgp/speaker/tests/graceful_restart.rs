@@ -223,7 +223,7 @@ fn a_restarting_speaker_keeps_forwarding_and_completes_without_the_peer_that_sta
         for p in OURS {
             let e = kept
                 .iter()
-                .find(|e| e.prefix == p)
+                .find(|e| e.prefix.to_string() == p)
                 .unwrap_or_else(|| panic!("B lost {p}"));
             assert!(e.paths[0].stale, "{e:?}");
         }
@@ -308,8 +308,9 @@ fn a_restarting_speaker_keeps_forwarding_and_completes_without_the_peer_that_sta
         poll_async("B has A's routes, no longer stale", WAIT, || async {
             let r = b.rib_query(None).await.unwrap();
             OURS.iter().all(|p| {
-                r.iter()
-                    .any(|e| e.prefix == *p && e.paths.first().is_some_and(|x| !x.stale))
+                r.iter().any(|e| {
+                    e.prefix.to_string() == *p && e.paths.first().is_some_and(|x| !x.stale)
+                })
             })
         })
         .await;

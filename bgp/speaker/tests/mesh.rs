@@ -206,7 +206,7 @@ async fn a_learned_route_shows_in_the_rib_query_and_the_fib_stream_and_leaves_bo
     assert!(!route.stale);
     let rib = b.handle.rib_query(None).await.unwrap();
     assert_eq!(rib.len(), 1);
-    assert_eq!(rib[0].prefix, "10.244.1.0/26");
+    assert_eq!(rib[0].prefix.to_string(), "10.244.1.0/26");
     assert!(rib[0].paths[0].best);
     // A withdrawal reaches the FIB stream as a removal.
     let block: Prefix = "10.244.1.0/26".parse().unwrap();

@@ -113,8 +113,13 @@ async fn rib_sources(h: &SpeakerHandle, prefix: &str) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.prefix == prefix)
-        .flat_map(|e| e.paths.into_iter().map(|p| p.peer))
+        .filter(|e| e.prefix.to_string() == prefix)
+        .flat_map(|e| {
+            e.paths.into_iter().map(|p| {
+                p.peer
+                    .map_or_else(|| "local".to_string(), |a| a.to_string())
+            })
+        })
         .collect()
 }
 

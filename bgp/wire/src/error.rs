@@ -133,6 +133,17 @@ pub enum ErrorAction {
     SessionReset,
 }
 
+impl ErrorAction {
+    /// RFC 7606 §2: true when no announcement of the UPDATE may be used
+    /// (treat-as-withdraw or anything more severe: AFI/SAFI disable, whose
+    /// family stop is the speaker's to apply, and session reset); only
+    /// attribute discard leaves the routes usable. The one rule every
+    /// reader of an UPDATE applies.
+    pub fn withdraws_announcements(self) -> bool {
+        self >= ErrorAction::TreatAsWithdraw
+    }
+}
+
 /// One RFC 7606 problem found while decoding an UPDATE that did not reset the session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UpdateError {

@@ -147,6 +147,22 @@ impl From<ipnet::IpNet> for Prefix {
     }
 }
 
+/// A prefix serializes as its text (`10.244.1.0/26`), the form `FromStr` reads.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Prefix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Prefix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One NLRI entry: a prefix and, when ADD-PATH (RFC 7911) is in use for its
 /// family and direction, the path identifier that precedes it on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

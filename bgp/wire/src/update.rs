@@ -60,6 +60,14 @@ impl UpdateMsg {
         self.errors.iter().map(|e| e.action).max()
     }
 
+    /// True when RFC 7606 makes every announcement of this UPDATE (IPv4
+    /// NLRI and MP_REACH) a withdrawal ([`ErrorAction::withdraws_announcements`]
+    /// of the most severe reported action). Its withdrawals still apply.
+    pub fn announcements_withdrawn(&self) -> bool {
+        self.action()
+            .is_some_and(ErrorAction::withdraws_announcements)
+    }
+
     /// Decodes an UPDATE body (after the 19-octet header).
     pub(crate) fn decode_body(body: &[u8], ctx: &DecodeContext) -> Result<Self, DecodeError> {
         let (withdrawn_field, rest) =
@@ -248,6 +256,29 @@ mod tests {
         let missing: Vec<u8> = msg.errors.iter().map(|e| e.type_code).collect();
         assert_eq!(missing, vec![tc::AS_PATH, tc::NEXT_HOP]);
         assert_eq!(msg.nlri, vec![p("10.0.0.0/8")]);
+        assert!(msg.announcements_withdrawn());
+    }
+
+    #[test]
+    fn only_attribute_discard_leaves_announcements_usable() {
+        // ATOMIC_AGGREGATE with a value, the rest well formed.
+        let bytes = [
+            0, 0, 0, 18, 0x40, 6, 1, 0, 0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 10, 0, 0, 1, 8, 10,
+        ];
+        let msg = UpdateMsg::decode_body(&bytes, &DecodeContext::default()).unwrap();
+        assert_eq!(msg.action(), Some(ErrorAction::AttributeDiscard));
+        assert!(!msg.announcements_withdrawn());
+        let severity = [
+            ErrorAction::AttributeDiscard,
+            ErrorAction::TreatAsWithdraw,
+            ErrorAction::AfiSafiDisable,
+            ErrorAction::SessionReset,
+        ];
+        let withdraws: Vec<bool> = severity
+            .iter()
+            .map(|a| a.withdraws_announcements())
+            .collect();
+        assert_eq!(withdraws, [false, true, true, true]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::FelixConfig;
 use crate::input::{EncapMode, FelixInput, PathSource, RemoteBlock};
 use crate::mtu::{detect_mtus, Mtus};
+use crate::nexthop::{hop_path, HopPath};
 use crate::route::{NextHop, RouteKey, RouteScope, RouteSpec};
 
 /// The tunl0 device's desired state.
@@ -107,34 +108,23 @@ fn any_pool(input: &FelixInput, f: impl Fn(&crate::input::Pool) -> EncapMode) ->
     input.pools.iter().any(|p| f(p) != EncapMode::Never)
 }
 
-fn same_subnet(input: &FelixInput, ip: IpAddr) -> bool {
-    input.node_ip.is_some_and(|n| n.trunc().contains(&ip))
-}
-
-/// Next hop towards the node `node_ip` for a block of this pool mode.
+/// Next hop towards the node `node_ip` for a block, by the pool's mode
+/// ([`hop_path`]); `None` when there is no way (an off-link hop without
+/// encapsulation, or a VXLAN hop without a known VTEP).
 fn next_hop_for(
     input: &FelixInput,
     cfg: &FelixConfig,
     block: &RemoteBlock,
     node_ip: IpAddr,
 ) -> Option<NextHop> {
-    let pool = input.pool_of(&block.cidr);
-    let (ipip, vxlan) = pool.map_or((EncapMode::Never, EncapMode::Never), |p| {
-        (p.ipip_mode, p.vxlan_mode)
-    });
-    let encap = |m: EncapMode| match m {
-        EncapMode::Never => false,
-        EncapMode::Always => true,
-        EncapMode::CrossSubnet => !same_subnet(input, node_ip),
-    };
-    if encap(vxlan) {
-        let vtep = input.vteps_by_node_ip().get(&node_ip).map(|v| v.vtep_ip)?;
-        return Some(NextHop::via_onlink(vtep, &cfg.vxlan_device));
+    match hop_path(input, input.pool_of(&block.cidr), node_ip)? {
+        HopPath::Vxlan => {
+            let vtep = input.vteps_by_node_ip().get(&node_ip).map(|v| v.vtep_ip)?;
+            Some(NextHop::via_onlink(vtep, &cfg.vxlan_device))
+        }
+        HopPath::Ipip => Some(NextHop::via_onlink(node_ip, &cfg.ipip_device)),
+        HopPath::Direct => Some(NextHop::via(node_ip)),
     }
-    if encap(ipip) {
-        return Some(NextHop::via_onlink(node_ip, &cfg.ipip_device));
-    }
-    Some(NextHop::via(node_ip))
 }
 
 fn remote_routes(input: &FelixInput, cfg: &FelixConfig, out: &mut BTreeMap<RouteKey, RouteSpec>) {

@@ -116,8 +116,14 @@ pub struct HostInterface {
 pub struct FelixInput {
     /// This node's name.
     pub node_name: String,
-    /// This node's IP with its prefix length (e.g. `10.0.1.5/24`).
+    /// This node's IP with its prefix length (e.g. `10.0.1.5/24`): its
+    /// subnet is the "same subnet" of `CrossSubnet` pools.
     pub node_ip: Option<IpNet>,
+    /// Subnets of this node's interfaces (workload veths excluded): next
+    /// hops there are on link, so a plain route via them is installable
+    /// (see [`crate::nexthop`]); the shell fills this in.
+    #[serde(default)]
+    pub connected: Vec<IpNet>,
     /// This node's IPIP tunnel address (tunl0).
     #[serde(default)]
     pub ipip_tunnel_addr: Option<IpAddr>,

@@ -84,9 +84,27 @@ fn affine_blocks_get_blackholes_with_felix_protocol() {
 #[test]
 fn never_mode_routes_directly_via_the_node_with_bgp_protocol() {
     let i = base(EncapMode::Never, EncapMode::Never);
-    let r = route(&i, "192.168.3.0/26");
-    assert_eq!(r.next_hops, vec![NextHop::via(ip("10.0.2.7"))]);
+    let r = route(&i, "192.168.2.0/26");
+    assert_eq!(r.next_hops, vec![NextHop::via(ip("10.0.1.6"))]);
     assert_eq!(r.protocol, tortie_felix::config::PROTO_BGP);
+}
+
+#[test]
+fn never_mode_routes_to_an_off_subnet_node_only_when_an_interface_reaches_it() {
+    let mut i = base(EncapMode::Never, EncapMode::Never);
+    let key = RouteKey {
+        table: FelixConfig::default().table,
+        dst: "192.168.3.0/26".parse().unwrap(),
+    };
+    // 10.0.2.7 is not on link: the kernel would refuse it as a gateway.
+    assert!(!compute(&i, &FelixConfig::default())
+        .routes
+        .contains_key(&key));
+    i.connected = vec!["10.0.2.0/24".parse().unwrap()];
+    assert_eq!(
+        route(&i, "192.168.3.0/26").next_hops,
+        vec![NextHop::via(ip("10.0.2.7"))]
+    );
 }
 
 #[test]

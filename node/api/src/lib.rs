@@ -2,13 +2,16 @@
 //! (`tortiectl node status`, `tortiectl bgp rib`, the lab) link no agent:
 //! one JSON request line in on the control socket, one JSON response line
 //! out, then the connection closes. The types are the `node status -o json`
-//! and `bgp rib -o json` shapes of INTERFACES.md; [`query`] is the blocking
-//! client. [`kernel_has_ipip`] is the probe tortie-node uses to decide
+//! and `bgp rib -o json` shapes of INTERFACES.md; the `bgp rib` rows are the
+//! RIB's own typed query rows ([`RibEntry`], [`RibPath`] with the
+//! [`BestPathReason`]), carried as the RIB made them; [`query`] is the
+//! blocking client. [`kernel_has_ipip`] is the probe tortie-node uses to decide
 //! whether it manages `tunl0`, shared so a client can refuse an IPIP set-up
 //! early with the same answer.
 //!
-//! Must not: depend on any other tortie crate, or do anything but talk to
-//! the socket it is given.
+//! Must not: depend on any tortie crate but the pure RIB and wire crates
+//! (for the row types: no I/O, no agent), or do anything but talk to the
+//! socket it is given.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -18,33 +21,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// One path of a `bgp rib -o json` row (field names are the contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RibPath {
-    /// The peer it came from.
-    pub peer: IpAddr,
-    /// Its next hop.
-    pub next_hop: IpAddr,
-    /// AS numbers of the AS_PATH, in order.
-    pub as_path: Vec<u32>,
-    /// LOCAL_PREF (100 when absent).
-    pub local_pref: u32,
-    /// MULTI_EXIT_DISC.
-    pub med: Option<u32>,
-    /// Communities as `asn:value`.
-    pub communities: Vec<String>,
-    /// The best path of the prefix.
-    pub best: bool,
-}
-
-/// One prefix of the Loc-RIB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RibEntry {
-    /// The prefix, e.g. `10.244.1.0/26`.
-    pub prefix: String,
-    /// Its paths, best first.
-    pub paths: Vec<RibPath>,
-}
+pub use tortie_bgp_rib::{BestPathReason, RibEntry, RibPath};
+pub use tortie_bgp_wire::{Origin, Prefix};
 
 /// Default control socket path.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tortie/node.sock";
@@ -214,5 +192,37 @@ mod tests {
         assert_eq!(v["peers"][0]["type"], "node-to-node mesh");
         assert_eq!(v["fib"]["routes"], 12);
         assert_eq!(v["peers"][0]["last_error"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_rib_row_has_the_contract_fields_and_the_reason_and_reads_back() {
+        let text = r#"[{"prefix": "10.244.1.0/26", "paths": [{"peer": "10.0.1.6",
+            "next_hop": "10.0.1.6", "as_path": [65002], "local_pref": 100, "med": null,
+            "origin": "igp", "communities": ["65000:1"], "large_communities": [],
+            "best": true, "multipath": true, "stale": false, "reason": "as_path_length",
+            "path_id": null}]}]"#;
+        let rows: Vec<RibEntry> = serde_json::from_str(text).unwrap();
+        let p = &rows[0].paths[0];
+        assert_eq!(rows[0].prefix, "10.244.1.0/26".parse::<Prefix>().unwrap());
+        assert_eq!(p.peer, Some("10.0.1.6".parse().unwrap()));
+        assert_eq!(p.origin, Some(Origin::Igp));
+        assert_eq!(p.reason, Some(BestPathReason::AsPathLength));
+        let again: serde_json::Value = serde_json::to_value(&rows).unwrap();
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+        let reply = serde_json::to_string(&Response::Rib(rows)).unwrap();
+        assert!(
+            reply.starts_with(r#"{"rib":[{"prefix":"10.244.1.0/26","paths""#),
+            "{reply}"
+        );
+    }
+
+    #[test]
+    fn a_rib_row_with_a_bad_prefix_does_not_read() {
+        let text = r#"{"prefix": "10.244.1.0/33", "paths": []}"#;
+        let err = serde_json::from_str::<RibEntry>(text).unwrap_err();
+        assert!(err.to_string().contains("longer than 32"), "{err}");
     }
 }

@@ -297,7 +297,10 @@ pub fn rib(lab: &Lab, node: &LabNode) -> Result<BTreeMap<String, RibEntry>, Stri
         return Err(text(&out));
     }
     let entries: Vec<RibEntry> = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(entries.into_iter().map(|e| (e.prefix.clone(), e)).collect())
+    Ok(entries
+        .into_iter()
+        .map(|e| (e.prefix.to_string(), e))
+        .collect())
 }
 
 /// The IPv4 routes of a namespace's main table (`ip -j -n NS -4 route`).
@@ -435,7 +438,7 @@ pub fn check_block(
     match expect {
         Expect::Routed => {
             let e = entry.ok_or_else(|| format!("{who}: not in the Loc-RIB: {rib:?}"))?;
-            if !e.paths.iter().any(|p| p.next_hop == owner.ip) {
+            if !e.paths.iter().any(|p| p.next_hop == Some(owner.ip.into())) {
                 return Err(format!("{who}: no path with next hop {}: {e:?}", owner.ip));
             }
             if directly_connected(&observer.netns, owner.ip) {

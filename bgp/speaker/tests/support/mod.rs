@@ -219,7 +219,7 @@ pub async fn rib(h: &SpeakerHandle) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.prefix)
+        .map(|e| e.prefix.to_string())
         .collect()
 }
 

@@ -5,6 +5,11 @@ use crate::error::DecodeError;
 
 /// Where the route's information came from (RFC 4271 §4.3 ORIGIN).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Origin {
     /// 0: interior to the originating AS.
     #[default]
