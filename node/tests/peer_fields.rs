@@ -76,7 +76,7 @@ fn peer(sock: &Path, addr: &str) -> Option<PeerReport> {
 
 fn rib_prefixes(sock: &Path) -> Vec<String> {
     match query(sock, &Request::Rib { afi: None }) {
-        Ok(Response::Rib(r)) => r.into_iter().map(|e| e.prefix).collect(),
+        Ok(Response::Rib(r)) => r.into_iter().map(|e| e.prefix.to_string()).collect(),
         _ => Vec::new(),
     }
 }
