@@ -5,8 +5,10 @@
 //! tortie-node from it in a container per node, joined to the node's
 //! namespace; the pods are wired with the plugins and the conflist
 //! install-cni put into each node's CNI folders. Checks every session
-//! Established, the full ping matrix, and that `lab down` leaves no
-//! container and no namespace of the lab. Needs root, podman and runc.
+//! Established, the full ping matrix, a Kubernetes NetworkPolicy enforced
+//! by the agent in its container (`lab pod add` in a namespace, `lab
+//! probe`), and that `lab down` leaves no container and no namespace of
+//! the lab. Needs root, podman and runc.
 
 mod common;
 
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::Lab;
+use common::{wait_for, Lab};
 
 /// A podman storage of the test's own, unmounted and removed when dropped
 /// (after the lab, which is declared later and so dropped first).
@@ -218,6 +220,76 @@ fn a_podman_lab_runs_the_image_and_every_pod_reaches_every_pod() {
         assert_eq!(s.peers.len(), 2, "{}: {:?}", n.name, s.peers);
     }
     lab.assert_full_ping_matrix(2);
+
+    // Network policy through the agent in the container (the image's
+    // `nft`): a pod added in namespace shop, then a Kubernetes policy that
+    // lets it be reached on TCP 80 only.
+    lab.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n");
+    lab.ctl_ok(&[
+        "lab",
+        "pod",
+        "add",
+        "web",
+        "--node",
+        "node2",
+        "--namespace",
+        "shop",
+        "--labels",
+        "app=web",
+    ]);
+    let reach = |port: &str| -> Result<bool, String> {
+        let out = lab.ctl(&[
+            "lab",
+            "probe",
+            "default/node1-pod1",
+            "shop/web",
+            "--port",
+            port,
+        ]);
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    };
+    wait_for(
+        "shop/web reachable on 80 and 81",
+        Duration::from_secs(30),
+        || match (reach("80")?, reach("81")?) {
+            (true, true) => Ok(()),
+            other => Err(format!("80, 81: {other:?}")),
+        },
+    );
+    lab.apply(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-80, namespace: shop}\n\
+         spec:\n  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: 80}]\n",
+    );
+    wait_for(
+        "shop/web reachable on 80 only",
+        Duration::from_secs(30),
+        || match (reach("80")?, reach("81")?) {
+            (true, false) => Ok(()),
+            other => Err(format!("80, 81: {other:?}")),
+        },
+    );
+    let node2_ns = lab.node("node2").netns;
+    let table = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node2_ns,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "tortie-policy",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        table.status.success(),
+        "no inet tortie-policy in {node2_ns}"
+    );
 
     // `lab node stop` stops that node's container (it stays recorded).
     lab.ctl_ok(&["lab", "node", "stop", "node2"]);
