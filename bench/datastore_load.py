@@ -10,9 +10,16 @@ until every node is settled, then
   the TCP bytes etcd sent on its client connections (`ss -ti`, what the
   wire carries: gRPC framing, HTTP/2 pings), and the agents' CPU
   (utime+stime of every tortie-node, from /proc);
-- one change: `tortiectl apply` of a BGPPeer whose peerSelector matches no
-  node (every agent reads it, no session follows), then the same counters
-  over `--change-window` seconds, less the idle rate over that window.
+- one change, then the same counters over `--change-window` seconds, less
+  the idle rate over that window. `--change bgppeer` (default):
+  `tortiectl apply` of a BGPPeer whose peerSelector matches no node (every
+  agent reads it, no session follows). `--change endpoint`: a pod `bench`
+  is added on the last node (`tortiectl lab pod add`) before the quiet
+  period, and the change is `tortiectl label workloadendpoint` of its
+  endpoint: every agent with the Linux dataplane (all but the route
+  reflectors) follows every endpoint for policy, so this is the syncer's
+  cost of a remote endpoint change; node1's own counters show what one
+  such agent received.
 
 Per agent = divided by the lab's agents (N nodes and the router). With
 `--store sqlite` only the CPU is measured (there is no server to count).
@@ -121,7 +128,7 @@ def agent_pids(name):
 
 def agent_metrics(name):
     """node1's own `tortie_datastore_*` counters (its /metrics in its namespace)."""
-    ns = lablib.load_state(name)["plan"]["nodes"][0]["netns"]
+    ns = next(n["netns"] for n in lablib.load_state(name)["plan"]["nodes"] if n["name"] == "node1")
     p = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "127.0.0.1:9099/metrics"],
                        capture_output=True, text=True)
     out = {}
@@ -175,18 +182,28 @@ def one_size(a, etcd, n):
     up = time.monotonic() - t0
     if not etcd:  # the lab's own SQLite file, not tortiectl's default
         ctl += ["--datastore", lablib.lab_status(a.bin_dir, a.name)["datastore"]]
+    if a.change == "endpoint":
+        subprocess.run(ctl + ["lab", "pod", "add", "bench", "--node", f"node{n}", "--namespace",
+                              "default", "--labels", "v=0", "--name", a.name],
+                       check=True, capture_output=True)
     time.sleep(a.quiet)  # let start-up writes (Nodes, tunnel checks) finish
     pids = agent_pids(a.name)
     node1 = [agent_metrics(a.name)]
     idle = window(etcd, pids, a.idle)
     node1.append(agent_metrics(a.name))
     def apply():
-        subprocess.run(ctl + ["apply", "-f", "-"], input=CHANGE, text=True, check=True, capture_output=True)
+        if a.change == "endpoint":
+            subprocess.run(ctl + ["label", "workloadendpoint", f"node{n}-k8s-bench-eth0", "-n",
+                                  "default", "v=1", "--overwrite"], check=True, capture_output=True)
+        else:
+            subprocess.run(ctl + ["apply", "-f", "-"], input=CHANGE, text=True, check=True,
+                           capture_output=True)
     change = window(etcd, pids, a.change_window, apply)
     node1.append(agent_metrics(a.name))
-    subprocess.run(ctl + ["delete", "bgppeer", "bench-change"], check=True, capture_output=True)
+    if a.change == "bgppeer":
+        subprocess.run(ctl + ["delete", "bgppeer", "bench-change"], check=True, capture_output=True)
     res = {"nodes": n, "agents": len(pids), "up_s": up, "idle": idle, "change": change,
-           "node1_metrics": node1}
+           "change_kind": a.change, "node1_metrics": node1}
     agents = len(pids)
     if etcd:
         e, c = idle["etcd"], change["etcd"]
@@ -199,6 +216,7 @@ def one_size(a, etcd, n):
             "change_grpc_B_per_agent": (c["sent"] - e["sent"] * scale) / agents,
             "change_wire_B_per_agent": (c["wire"] - e["wire"] * scale) / agents,
             "change_unary_req": c["unary"],
+            "change_watch_msgs": c["watch_msgs"] - e["watch_msgs"] * scale,
             "agents_cpu_cores_idle": idle["cpu_cores"],
         }
     else:
@@ -208,6 +226,8 @@ def one_size(a, etcd, n):
     res["summary"]["node1_idle_requests"] = sum(
         m1.get(k, 0) - m0.get(k, 0) for k in m1 if k.startswith("requests_total"))
     res["summary"]["node1_change_bytes"] = m2.get("received_bytes_total", 0) - m1.get("received_bytes_total", 0)
+    res["summary"]["node1_change_requests"] = sum(
+        m2.get(k, 0) - m1.get(k, 0) for k in m2 if k.startswith("requests_total"))
     print(json.dumps({"nodes": n, "agents": agents, **res["summary"]}), flush=True)
     return res
 
@@ -218,6 +238,8 @@ def main():
     ap.add_argument("--name", default="tbsync")
     ap.add_argument("--store", choices=["etcd", "sqlite"], default="etcd")
     ap.add_argument("--nodes", default="50,100,150,200", help="comma-separated lab sizes")
+    ap.add_argument("--change", choices=["bgppeer", "endpoint"], default="bgppeer",
+                    help="what the measured change is")
     ap.add_argument("--idle", type=float, default=60.0, help="idle window (s)")
     ap.add_argument("--quiet", type=float, default=15.0, help="wait after settled before measuring (s)")
     ap.add_argument("--change-window", type=float, default=10.0, help="window after the change (s)")
@@ -228,7 +250,7 @@ def main():
     def on_term(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
-    out = {"machine": lablib.machine(), "store": a.store, "runs": []}
+    out = {"machine": lablib.machine(), "store": a.store, "change": a.change, "runs": []}
     print(json.dumps(out["machine"]), flush=True)
     etcd = Etcd() if a.store == "etcd" else None
     try:

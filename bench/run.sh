@@ -4,6 +4,8 @@
 #   bench/run.sh pod-route [ARGS] pod ADD -> route in the other nodes' FIBs
 #   bench/run.sh scale [ARGS]     50-node lab with 2 route reflectors: ready time, RSS
 #   bench/run.sh datastore [ARGS] etcd load and agents' CPU, idle and per change, 50-200 nodes
+#   bench/run.sh policy latency|scale|iperf [ARGS]
+#                                 network policy through the agent (issue 19)
 #   bench/run.sh all              build, pod-route /26 and /32, scale
 # Every run takes its lab down at the end, also on failure or Ctrl-C.
 set -euo pipefail
@@ -47,6 +49,15 @@ case "${1:-all}" in
   datastore)
     shift; labs+=(tbsync)
     python3 "$here/datastore_load.py" --name tbsync "$@" ;;
+  policy)
+    shift; what="${1:-}"
+    case "$what" in
+      latency) labs+=(tbpl) ;;
+      scale) labs+=(tbps) ;;
+      iperf) labs+=(tbpi) ;;
+      *) echo "bench/run.sh policy latency|scale|iperf [ARGS]" >&2; exit 2 ;;
+    esac
+    python3 "$here/policy_bench.py" "$@" ;;
   all)
     build
     labs+=(tbpod tbscale)

@@ -10,7 +10,8 @@
 //! untouched across several resyncs (FelixConfiguration
 //! `routeRefreshInterval: 1s`, counted on `tortie_fib_resyncs_total`).
 //! Then `tortie-node --cleanup` (refused while the agent runs) takes
-//! tortie's state off node1 and leaves the foreign routes and CNI files.
+//! tortie's state off node1 (routes, NAT and policy tables, files) and
+//! leaves the foreign routes and CNI files.
 //! Needs root and the workspace's binaries next to tortie-node.
 
 mod common;
@@ -400,6 +401,10 @@ fn cleanup_beside_foreign_state(lab: &Lab, n1: &LabNode, foreign_before: &BTreeS
     )
     .unwrap();
 
+    assert!(
+        exec(ns, &["nft", "list", "tables"]).contains("inet tortie-policy"),
+        "the agent programs its policy table"
+    );
     let refused = cleanup_cmd(lab, n1, c);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is running"));
@@ -414,10 +419,9 @@ fn cleanup_beside_foreign_state(lab: &Lab, n1: &LabNode, foreign_before: &BTreeS
     assert!(ours(ns).is_empty(), "left: {:?}\n{text}", ours(ns));
     assert_eq!(&foreign(ns), foreign_before, "{text}");
     assert!(text.contains("left 192.0.2.0/24"), "{text}");
-    assert!(
-        !exec(ns, &["nft", "list", "tables"]).contains("tortie-nat"),
-        "{text}"
-    );
+    let tables = exec(ns, &["nft", "list", "tables"]);
+    assert!(!tables.contains("tortie-nat"), "{tables}\n{text}");
+    assert!(!tables.contains("tortie-policy"), "{tables}\n{text}");
     let st = state_node(lab, "node1");
     assert!(
         !Path::new(st["mtu_file"].as_str().unwrap()).exists(),
