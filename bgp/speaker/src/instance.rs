@@ -351,6 +351,11 @@ impl Instance {
     }
 
     async fn shutdown(&mut self, mode: crate::ShutdownMode) {
+        // Stop listening first: a peer that reconnects at once after our
+        // Cease is refused (a failed connect, which keeps the Cease as its
+        // last error) instead of completing a handshake into a backlog
+        // that nobody accepts and that is reset when the process exits.
+        self.listener = None;
         let peers: Vec<PeerEntry> = self.peers.drain().map(|(_, e)| e).collect();
         for e in peers {
             let addr = e.cfg.address;
