@@ -35,7 +35,7 @@ cd "$(dirname "$0")/../../.."
 cargo build --release -q -p tortie-bgp-speaker --example rrclients
 cargo build --release -q -p tortie-node -p tortiectl
 REL="${CARGO_TARGET_DIR:-target}/release"
-P="bf$$"
+P="ttbf$$"
 W=$(mktemp -d)
 PIDS=()
 cleanup() {

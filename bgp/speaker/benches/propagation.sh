@@ -20,7 +20,7 @@ ROUNDS=${2:-3}
 cd "$(dirname "$0")/../../.."
 cargo build --release -q -p tortie-bgp-speaker --example speakerd
 SPEAKERD="${CARGO_TARGET_DIR:-target}/release/examples/speakerd"
-P="bp$$"
+P="ttbp$$"
 W=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -25,7 +25,7 @@ PEER_DELAY=${3:-5}
 cd "$(dirname "$0")/../../.."
 cargo build --release -q -p tortie-node -p tortiectl
 REL="${CARGO_TARGET_DIR:-target}/release"
-P="bre$$"
+P="ttbre$$"
 W=$(mktemp -d)
 PIDS=()
 cleanup() {
