@@ -2,7 +2,8 @@
 # The set-up scripts and representative interop tests beside daemons a
 # machine may already run, as Debian runs them once installed:
 # - decoys: copies of `sleep` named bird, etcd, frr, zebra, bgpd, staticd,
-#   watchfrr, gobgpd (what `pkill -x NAME` would hit);
+#   watchfrr, gobgpd (what a script that stopped daemons by name would hit;
+#   every process this script starts is stopped by its PID);
 # - real daemons on the distribution's default paths and ports: etcd on
 #   127.0.0.1:2379/2380 and GoBGP on 127.0.0.1:179 / API 50051 in the host
 #   namespace, BIRD on /run/bird/bird.ctl and FRR (zebra + bgpd) on the
