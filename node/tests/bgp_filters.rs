@@ -15,14 +15,15 @@
 //! is edited to the opposite prefixes: everything flips, and neither
 //! side's session was reset (BIRD's and our `since` unchanged).
 
-use std::path::Path;
-use std::time::Duration;
+mod agent_ns;
 
-use tortie_datastore::{typed, BlockingStore, OpenOptions};
-use tortie_ipam_core::{AssignRequest, DatastoreIpamStore, Ipam};
-use tortie_node::api::{query, NodeStatus, PeerReport, Request, Response};
+use agent_ns::*;
+use std::path::Path;
+
+use tortie_datastore::{BlockingStore, OpenOptions};
+use tortie_ipam_core::{DatastoreIpamStore, Ipam};
 use tortie_testkit::daemons::{BirdProcess, BIRD_SHORT_TIMERS};
-use tortie_testkit::{unique_prefix, wait_until, ChildGuard, Netns};
+use tortie_testkit::{unique_prefix, ChildGuard, Netns};
 
 const PORT: u16 = 17991;
 const BIRD_PORT: u16 = 17992;
@@ -30,75 +31,10 @@ const NA: &str = "10.84.0.1";
 const TOR: &str = "10.84.0.4";
 
 fn start_node(ns: &Netns, name: &str, db: &str, dir: &Path, dataplane: &str) -> ChildGuard {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let mut cmd = ns.command(env!("CARGO_BIN_EXE_tortie-node"));
-    cmd.args(["--datastore", db, "--node-name", name])
-        .args(["--dataplane", dataplane])
-        .args(["--ip-autodetect", "interface=eth0"])
-        .args(["--http-addr", "127.0.0.1:19991"])
-        .arg("--control-socket")
-        .arg(dir.join(format!("{name}.sock")))
-        .arg("--mtu-file")
-        .arg(dir.join(format!("{name}.mtu")))
-        .env_remove("TORTIE_NODE_IP")
-        .env_remove("TORTIE_BGP_PORT")
-        .env("RUST_LOG", "info")
-        .stderr(log);
+    let mut cmd = node_command(ns, name, db, dir);
+    cmd.args(["--dataplane", dataplane])
+        .args(["--http-addr", "127.0.0.1:19991"]);
     ChildGuard::spawn(name, &mut cmd).unwrap()
-}
-
-fn member(sw: &Netns, prefix: &str, tag: &str, cidr: &str) -> Netns {
-    let ns = Netns::create(&format!("{prefix}{tag}")).unwrap();
-    ns.plug_into_bridge("eth0", cidr, sw.name(), "br0", &format!("p{tag}"))
-        .unwrap();
-    ns
-}
-
-fn status(sock: &Path) -> Option<NodeStatus> {
-    match query(sock, &Request::Status).ok()? {
-        Response::Status(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn peer(sock: &Path, addr: &str) -> Option<PeerReport> {
-    status(sock)?
-        .peers
-        .into_iter()
-        .find(|p| p.address.to_string() == addr)
-}
-
-/// The Loc-RIB prefixes, as `tortiectl bgp rib` gets them.
-fn rib_prefixes(sock: &Path) -> Vec<String> {
-    match query(sock, &Request::Rib { afi: None }) {
-        Ok(Response::Rib(r)) => r.into_iter().map(|e| e.prefix.to_string()).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn apply(store: &BlockingStore, yaml: &str) {
-    let r = tortie_model::parse_manifest(yaml).unwrap();
-    store
-        .block_on(typed::apply(store.store().as_ref(), r))
-        .unwrap();
-}
-
-fn block_for(ipam: &Ipam<DatastoreIpamStore>, node: &str) -> String {
-    let pools = ipam.store().pool_views(node).unwrap();
-    let mut req = AssignRequest::v4(&format!("h-{node}"), node, 1);
-    req.v4_pools = vec!["10.244.0.0/16".parse().unwrap()];
-    let ip = ipam.auto_assign(&req, &pools).unwrap().v4[0];
-    ipnet::IpNet::new(ip, 26).unwrap().trunc().to_string()
-}
-
-fn wait(what: &str, secs: u64, cond: impl FnMut() -> bool) {
-    wait_until(
-        what,
-        Duration::from_secs(secs),
-        Duration::from_millis(100),
-        cond,
-    )
-    .unwrap();
 }
 
 /// BIRD: one eBGP session to `na`; it sends two static prefixes and takes all.
@@ -165,8 +101,8 @@ fn a_bgpfilter_filters_both_ways_and_an_edit_flips_it_without_a_reset() {
     wait("both nodes up", 30, || {
         status(&sa).is_some() && status(&sb).is_some()
     });
-    let a_block = block_for(&ipam, "na");
-    let b_block = block_for(&ipam, "nb");
+    let a_block = block_for(&ipam, "na").to_string();
+    let b_block = block_for(&ipam, "nb").to_string();
     apply(&store, &filter(&b_block, "192.0.2.0/24"));
     apply(&store, &format!("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  node: na\n  peerIP: {TOR}:{BIRD_PORT}\n  asNumber: 65100\n  filters:\n  - tor-filter\n"));
 

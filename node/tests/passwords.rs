@@ -15,13 +15,14 @@
 //! the new password. No password may appear in the log, the status or
 //! the metrics.
 
-use std::path::Path;
-use std::time::Duration;
+mod agent_ns;
 
-use tortie_datastore::{typed, BlockingStore, OpenOptions};
-use tortie_node::api::{query, NodeStatus, PeerReport, Request, Response};
+use agent_ns::*;
+use std::path::Path;
+
+use tortie_datastore::{BlockingStore, OpenOptions};
 use tortie_testkit::daemons::{BgpDaemon, BgpDaemonSpec, Bird};
-use tortie_testkit::{unique_prefix, wait_until, ChildGuard, Netns};
+use tortie_testkit::{unique_prefix, ChildGuard, Netns};
 
 const PORT: u16 = 17981;
 const BIRD_PORT: u16 = 17982;
@@ -29,52 +30,13 @@ const TOR: &str = "10.81.0.4";
 const NB: &str = "10.81.0.2";
 
 fn start_node(ns: &Netns, name: &str, db: &str, dir: &Path) -> ChildGuard {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let mut cmd = ns.command(env!("CARGO_BIN_EXE_tortie-node"));
-    cmd.args(["--datastore", db, "--node-name", name])
-        .args(["--dataplane", "none"])
-        .args(["--ip-autodetect", "interface=eth0"])
+    let mut cmd = node_command(ns, name, db, dir);
+    cmd.args(["--dataplane", "none"])
         .args(["--bgp-port", &PORT.to_string()])
         .arg("--secrets-dir")
         .arg(dir.join("secrets"))
-        .arg("--control-socket")
-        .arg(dir.join(format!("{name}.sock")))
-        .arg("--mtu-file")
-        .arg(dir.join(format!("{name}.mtu")))
-        .env_remove("TORTIE_NODE_IP")
-        .env_remove("TORTIE_SECRETS_DIR")
-        .env("RUST_LOG", "debug")
-        .stderr(log);
+        .env("RUST_LOG", "debug");
     ChildGuard::spawn(name, &mut cmd).unwrap()
-}
-
-/// A namespace on the bridge of `sw` with `cidr` on its `eth0`.
-fn member(sw: &Netns, prefix: &str, tag: &str, cidr: &str) -> Netns {
-    let ns = Netns::create(&format!("{prefix}{tag}")).unwrap();
-    ns.plug_into_bridge("eth0", cidr, sw.name(), "br0", &format!("p{tag}"))
-        .unwrap();
-    ns
-}
-
-fn status(sock: &Path) -> Option<NodeStatus> {
-    match query(sock, &Request::Status).ok()? {
-        Response::Status(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn peer(sock: &Path, addr: &str) -> Option<PeerReport> {
-    status(sock)?
-        .peers
-        .into_iter()
-        .find(|p| p.address.to_string() == addr)
-}
-
-fn apply(store: &BlockingStore, yaml: &str) {
-    let r = tortie_model::parse_manifest(yaml).unwrap();
-    store
-        .block_on(typed::apply(store.store().as_ref(), r))
-        .unwrap();
 }
 
 /// Writes a secret file the way the kubelet updates a secret volume: a new
@@ -103,16 +65,6 @@ fn bird_spec(password: &str) -> BgpDaemonSpec {
         ttl_security: false,
         originate: vec!["198.51.100.0/24".into()],
     }
-}
-
-fn wait(what: &str, secs: u64, cond: impl FnMut() -> bool) {
-    wait_until(
-        what,
-        Duration::from_secs(secs),
-        Duration::from_millis(100),
-        cond,
-    )
-    .unwrap();
 }
 
 fn established(sock: &Path, addr: &str) -> bool {

@@ -21,14 +21,15 @@
 //! is dropped until the field is 1); `logSeverityScreen` (the speaker's
 //! debug lines appear in the log once it is `Debug`, not before).
 
-use std::path::Path;
-use std::time::Duration;
+mod agent_ns;
 
-use tortie_datastore::{typed, BlockingStore, OpenOptions};
-use tortie_ipam_core::{AssignRequest, DatastoreIpamStore, Ipam};
-use tortie_node::api::{query, NodeStatus, PeerReport, Request, Response};
+use agent_ns::*;
+use std::path::Path;
+
+use tortie_datastore::{BlockingStore, OpenOptions};
+use tortie_ipam_core::{DatastoreIpamStore, Ipam};
 use tortie_testkit::daemons::{BirdProcess, BIRD_SHORT_TIMERS};
-use tortie_testkit::{unique_prefix, wait_until, ChildGuard, Netns};
+use tortie_testkit::{unique_prefix, ChildGuard, Netns};
 
 const PORT: u16 = 17983;
 const BIRD_PORT: u16 = 17984;
@@ -37,73 +38,9 @@ const NA_ALT: &str = "10.83.1.1";
 const DEAD: &str = "10.83.0.99";
 
 fn start_node(ns: &Netns, name: &str, db: &str, dir: &Path) -> ChildGuard {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let mut cmd = ns.command(env!("CARGO_BIN_EXE_tortie-node"));
-    cmd.args(["--datastore", db, "--node-name", name])
-        .args(["--dataplane", "none"])
-        .args(["--ip-autodetect", "interface=eth0"])
-        .arg("--control-socket")
-        .arg(dir.join(format!("{name}.sock")))
-        .arg("--mtu-file")
-        .arg(dir.join(format!("{name}.mtu")))
-        .env_remove("TORTIE_NODE_IP")
-        .env_remove("TORTIE_BGP_PORT")
-        .env("RUST_LOG", "info")
-        .stderr(log);
+    let mut cmd = node_command(ns, name, db, dir);
+    cmd.args(["--dataplane", "none"]);
     ChildGuard::spawn(name, &mut cmd).unwrap()
-}
-
-fn member(sw: &Netns, prefix: &str, tag: &str, cidr: &str) -> Netns {
-    let ns = Netns::create(&format!("{prefix}{tag}")).unwrap();
-    ns.plug_into_bridge("eth0", cidr, sw.name(), "br0", &format!("p{tag}"))
-        .unwrap();
-    ns
-}
-
-fn status(sock: &Path) -> Option<NodeStatus> {
-    match query(sock, &Request::Status).ok()? {
-        Response::Status(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn peer(sock: &Path, addr: &str) -> Option<PeerReport> {
-    status(sock)?
-        .peers
-        .into_iter()
-        .find(|p| p.address.to_string() == addr)
-}
-
-fn rib_prefixes(sock: &Path) -> Vec<String> {
-    match query(sock, &Request::Rib { afi: None }) {
-        Ok(Response::Rib(r)) => r.into_iter().map(|e| e.prefix.to_string()).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn apply(store: &BlockingStore, yaml: &str) {
-    let r = tortie_model::parse_manifest(yaml).unwrap();
-    store
-        .block_on(typed::apply(store.store().as_ref(), r))
-        .unwrap();
-}
-
-fn block_for(ipam: &Ipam<DatastoreIpamStore>, node: &str) -> ipnet::IpNet {
-    let pools = ipam.store().pool_views(node).unwrap();
-    let mut req = AssignRequest::v4(&format!("h-{node}"), node, 1);
-    req.v4_pools = vec!["10.244.0.0/16".parse().unwrap()];
-    let ip = ipam.auto_assign(&req, &pools).unwrap().v4[0];
-    ipnet::IpNet::new(ip, 26).unwrap().trunc()
-}
-
-fn wait(what: &str, secs: u64, cond: impl FnMut() -> bool) {
-    wait_until(
-        what,
-        Duration::from_secs(secs),
-        Duration::from_millis(100),
-        cond,
-    )
-    .unwrap();
 }
 
 /// BIRD: one eBGP session to `na` at its second address (multihop: that
