@@ -266,61 +266,43 @@ pub fn start_node(
 /// own process group, logging to the relay's log file; returns its PID and
 /// identity once it listens, or fails with its log when it exits first.
 pub fn start_relay(relay: &RelayPlan) -> anyhow::Result<(u32, ProcIdentity)> {
-    let exe = std::env::current_exe().context("cannot find tortiectl's own path")?;
-    let log = File::create(&relay.log)
-        .with_context(|| format!("cannot create {}", relay.log.display()))?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(["lab", "relay", "--netns", &relay.netns]);
+    let mut args = vec![
+        "lab".to_string(),
+        "relay".into(),
+        "--netns".into(),
+        relay.netns.clone(),
+    ];
     for r in &relay.routes {
-        cmd.arg("--route").arg(format!("{}={}", r.listen, r.target));
+        args.push("--route".into());
+        args.push(format!("{}={}", r.listen, r.target));
     }
-    let mut child = cmd
-        .env_remove("TORTIE_DATASTORE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("cannot start the etcd relay")?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        BufReader::new(out).read_line(&mut line)?;
-    }
-    if line.trim() != "ready" {
-        let _ = child.wait();
-        bail!(
-            "the etcd relay (in namespace {}) did not start: {}",
-            relay.netns,
-            std::fs::read_to_string(&relay.log)
-                .unwrap_or_default()
-                .trim()
-        );
-    }
-    let pid = child.id();
-    match procs::record(pid, &exe) {
-        Ok(id) => Ok((pid, id)),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(e.context("the etcd relay"))
-        }
-    }
+    let what = format!("the etcd relay (in namespace {})", relay.netns);
+    start_own(&args, &relay.log, &what)
 }
 
 /// Starts the pod's server (`tortiectl lab serve`, TCP and UDP 80 and 81)
 /// and waits until it listens; its PID and identity.
 pub fn start_server(pod: &PodPlan, log: &Path) -> anyhow::Result<(u32, ProcIdentity)> {
+    let args = ["lab", "serve", "--netns", &pod.netns, "--id", &pod.id()].map(String::from);
+    start_own(&args, log, &format!("the server of pod {}", pod.id()))
+}
+
+/// Starts this very binary with `args` in its own process group, stderr to
+/// `log`, and waits for the `ready` line it prints once it serves; its PID
+/// and identity (recorded so that `lab down` stops only it). When it does
+/// not get ready, it is stopped and the error carries its log.
+fn start_own(args: &[String], log: &Path, what: &str) -> anyhow::Result<(u32, ProcIdentity)> {
     let exe = std::env::current_exe().context("cannot find tortiectl's own path")?;
-    let log = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut child = Command::new(&exe)
-        .args(["lab", "serve", "--netns", &pod.netns, "--id", &pod.id()])
+        .args(args)
         .env_remove("TORTIE_DATASTORE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log)
+        .stderr(file)
         .process_group(0)
         .spawn()
-        .context("cannot start the pod server")?;
+        .with_context(|| format!("cannot start {what}"))?;
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
         BufReader::new(out).read_line(&mut line)?;
@@ -328,7 +310,8 @@ pub fn start_server(pod: &PodPlan, log: &Path) -> anyhow::Result<(u32, ProcIdent
     if line.trim() != "ready" {
         let _ = child.kill();
         let _ = child.wait();
-        bail!("the server of pod {} did not start", pod.id());
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        bail!("{what} did not start: {}", log.trim());
     }
     let pid = child.id();
     match procs::record(pid, &exe) {
@@ -336,7 +319,7 @@ pub fn start_server(pod: &PodPlan, log: &Path) -> anyhow::Result<(u32, ProcIdent
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(e.context("the pod server"))
+            Err(e.context(what.to_string()))
         }
     }
 }
