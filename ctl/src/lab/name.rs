@@ -126,6 +126,17 @@ mod tests {
     use super::super::plan::{plan, LabSpec, Mode};
     use super::*;
 
+    /// The longest control socket path of a plan's agents (a Unix socket
+    /// path must stay under 108 bytes).
+    fn longest_socket(p: &super::super::plan::Plan) -> usize {
+        p.nodes
+            .iter()
+            .chain(&p.route_reflectors)
+            .map(|n| n.control_socket.as_os_str().len())
+            .max()
+            .unwrap()
+    }
+
     #[test]
     fn dns_labels_up_to_63_characters_are_lab_names() {
         for ok in ["tortie", "lab-2", "a", "0", &"a".repeat(63), "tt123-x"] {
@@ -188,14 +199,8 @@ mod tests {
             datastore: None,
             podman: None,
         });
-        let longest_socket = p
-            .nodes
-            .iter()
-            .chain(&p.route_reflectors)
-            .map(|n| n.control_socket.as_os_str().len())
-            .max()
-            .unwrap();
-        assert!(longest_socket < 108, "{longest_socket}");
+        let longest = longest_socket(&p);
+        assert!(longest < 108, "{longest}");
         assert!(p.pods.iter().all(|pod| pod.netns.len() <= 255));
         assert_eq!(check_confined(&p, &name, &p.dir), Ok(()));
         // With podman the sockets sit one folder deeper, in the node's.
@@ -213,14 +218,8 @@ mod tests {
                 containers_conf: p.dir.join("containers.conf"),
             }),
         });
-        let longest_socket = p
-            .nodes
-            .iter()
-            .chain(&p.route_reflectors)
-            .map(|n| n.control_socket.as_os_str().len())
-            .max()
-            .unwrap();
-        assert!(longest_socket < 108, "{longest_socket}");
+        let longest = longest_socket(&p);
+        assert!(longest < 108, "{longest}");
         assert_eq!(check_confined(&p, &name, &p.dir), Ok(()));
     }
 
