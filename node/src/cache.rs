@@ -368,14 +368,14 @@ impl Cache {
                     s.bgp_filters
                         .insert(f.metadata.name.clone(), f.spec.clone());
                 }
-                Item::NetworkPolicy(p) => s.policy.network_policies.push((**p).clone()),
+                Item::NetworkPolicy(p) => s.policy.input.network_policies.push((**p).clone()),
                 Item::GlobalNetworkPolicy(p) => {
-                    s.policy.global_network_policies.push((**p).clone())
+                    s.policy.input.global_network_policies.push((**p).clone())
                 }
-                Item::NetworkSet(n) => s.policy.network_sets.push((**n).clone()),
-                Item::GlobalNetworkSet(n) => s.policy.global_network_sets.push((**n).clone()),
-                Item::Profile(p) => s.policy.profiles.push((**p).clone()),
-                Item::ClusterEndpoint(w) => s.policy.endpoints.push((**w).clone()),
+                Item::NetworkSet(n) => s.policy.input.network_sets.push((**n).clone()),
+                Item::GlobalNetworkSet(n) => s.policy.input.global_network_sets.push((**n).clone()),
+                Item::Profile(p) => s.policy.input.profiles.push((**p).clone()),
+                Item::ClusterEndpoint(w) => s.policy.input.endpoints.push((**w).clone()),
             }
         }
         s.blocks.sort_by_key(|b| b.cidr);
@@ -546,12 +546,12 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.policy.enabled);
         assert!(snap.workloads.is_empty(), "not ours: no route for it");
-        let w = &snap.policy.endpoints[0];
+        let w = &snap.policy.input.endpoints[0];
         assert_eq!(w.metadata.labels.get("app").map(String::as_str), Some("db"));
         assert_eq!(w.spec.profiles, ["kns.ns"]);
         assert_eq!(w.spec.ip_networks.len(), 1);
         assert!(w.spec.mac.is_empty() && w.spec.container_id.is_empty());
-        assert_eq!(snap.policy.global_network_policies.len(), 1);
+        assert_eq!(snap.policy.input.global_network_policies.len(), 1);
         // Without policy none of it is in scope.
         let mut c = Cache::new(Scope::for_node("n1"));
         assert_eq!(c.apply(&WatchEvent::Put(kv(gkey, gnp, 4))), Ok(false));

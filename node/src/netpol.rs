@@ -41,15 +41,9 @@ pub const BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
 
 /// The policy input of node `me` from a snapshot.
 pub fn policy_input(snap: &Snapshot, me: &str) -> PolicyInput {
-    let p = &snap.policy;
     PolicyInput {
         node_name: me.to_string(),
-        endpoints: p.endpoints.clone(),
-        network_policies: p.network_policies.clone(),
-        global_network_policies: p.global_network_policies.clone(),
-        network_sets: p.network_sets.clone(),
-        global_network_sets: p.global_network_sets.clone(),
-        profiles: p.profiles.clone(),
+        ..snap.policy.input.clone()
     }
 }
 

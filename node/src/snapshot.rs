@@ -4,31 +4,23 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use tortie_felix::policy::PolicyInput;
 use tortie_model::ipam::AllocationBlock;
 use tortie_model::{
-    AsNumber, BgpConfigurationSpec, BgpFilterSpec, BgpPeer, FelixConfiguration,
-    GlobalNetworkPolicy, GlobalNetworkSet, IpPool, NetworkPolicy, NetworkSet, Node, Profile,
+    AsNumber, BgpConfigurationSpec, BgpFilterSpec, BgpPeer, FelixConfiguration, IpPool, Node,
     WorkloadEndpoint,
 };
 
-/// What network policy reads (empty and `enabled: false` when the agent
-/// does not enforce policy).
+/// What network policy reads: felix's own [`PolicyInput`] (its
+/// `node_name` is filled in by the policy task), empty and `enabled: false`
+/// when the agent does not enforce policy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyResources {
     /// The syncer follows the policy kinds (a policy-enforcing agent).
     pub enabled: bool,
-    /// Every WorkloadEndpoint of the cluster, slimmed to what policy reads.
-    pub endpoints: Vec<WorkloadEndpoint>,
-    /// Every NetworkPolicy (Kubernetes ones converted, `knp.default.*`).
-    pub network_policies: Vec<NetworkPolicy>,
-    /// Every GlobalNetworkPolicy.
-    pub global_network_policies: Vec<GlobalNetworkPolicy>,
-    /// Every NetworkSet.
-    pub network_sets: Vec<NetworkSet>,
-    /// Every GlobalNetworkSet.
-    pub global_network_sets: Vec<GlobalNetworkSet>,
-    /// Every Profile (Kubernetes namespaces converted, `kns.*`).
-    pub profiles: Vec<Profile>,
+    /// Every WorkloadEndpoint of the cluster (slimmed to what policy
+    /// reads), every policy, network set and profile.
+    pub input: PolicyInput,
 }
 
 /// The resources and IPAM affinities tortie-node acts on.
